@@ -1,0 +1,91 @@
+"""Keras models and TensorFlow SavedModels → .tflite with tf.lite.TFLiteConverter."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+import tempfile
+from pathlib import Path
+
+from edgekit.artifacts import Artifact
+from edgekit.errors import BadInput, UnsupportedModel
+from edgekit.quantization import QuantRecipe
+from edgekit.quantization import tflite as tflite_quant
+from edgekit.runtimes.tflite import TFLiteSession
+
+FRAMEWORKS = ("keras", "tf-savedmodel")
+RECIPES = ("none", "fp16", "dynamic-int8", "int8", "int16x8")
+SUFFIX = ".tflite"
+
+
+def convert(source, recipe: QuantRecipe, dest: Path, options) -> Artifact:
+    import tensorflow as tf
+
+    calibration = None
+    if recipe.needs_calibration:
+        samples = options.calibration
+
+        def calibration():
+            for i in range(len(samples)):
+                yield samples.sample(i)  # keyed by input name, as the signature takes them
+
+    # Through a SavedModel with one fixed-shape signature: the .tflite keeps the input and output
+    # names (from_concrete_functions loses them with integer I/O, or keeps weights as variables).
+    with tempfile.TemporaryDirectory(prefix="edgekit-savedmodel-") as folder:
+        saved = source.extra["export_saved_model"](folder)
+        converter = tf.lite.TFLiteConverter.from_saved_model(saved)
+        tflite_quant.configure(converter, recipe, calibration, options.io_dtype, options.allow_tf_ops)
+        try:
+            # The converter prints progress to stdout; keep stdout clean for --json.
+            with contextlib.redirect_stdout(io.StringIO()):
+                flatbuffer = converter.convert()
+        except Exception as exc:
+            raise _explain(exc, options.allow_tf_ops) from exc
+    dest.write_bytes(flatbuffer)
+    session = TFLiteSession(dest)  # the artifact's real I/O, as the runtime sees it
+    summary = tflite_quant.summarize(dest)
+    ok, why = tflite_quant.effective(recipe, summary)
+    versions = {"tensorflow": tf.__version__}
+    with contextlib.suppress(Exception):
+        import keras
+
+        versions["keras"] = keras.__version__
+    return Artifact(
+        path=dest,
+        format="tflite",
+        inputs=session.inputs,
+        outputs=session.outputs,
+        recipe=recipe.name,
+        io_dtype=options.io_dtype,
+        tools=versions,
+        quantization={"recipe": recipe.name, "effective": ok, **({"note": why} if why else {}), **summary},
+        extra={"flex_ops": sorted(op for op in summary["ops_by_type"] if op.startswith("Flex"))},
+    )
+
+
+def _explain(exc: Exception, allow_tf_ops: bool) -> Exception:
+    msg = str(exc)
+    ops = sorted(set(re.findall(r"'?(tf\.[A-Za-z0-9_]+)'?", msg)))
+    if "not supported" in msg.lower() or "ops are not supported" in msg or ops:
+        if ops and not allow_tf_ops:
+            return UnsupportedModel(
+                f"The model uses TensorFlow ops that TFLite's builtin op set does not have: {', '.join(ops)}.",
+                "Replace those layers with supported ones, or pass --allow-tf-ops to embed TensorFlow "
+                "kernels (Flex ops). Beware: ai-edge-litert and most device runtimes cannot run Flex ops; "
+                "only an app linked with the TensorFlow Lite Flex delegate can.",
+            )
+    if "quantiz" in msg.lower():
+        return UnsupportedModel(
+            f"TFLite could not quantize the model: {_first_line(msg)}",
+            "Some ops have no int8/int16 kernel. Try --quantize dynamic-int8 or fp16, or replace those ops.",
+        )
+    return BadInput(f"The TFLite converter failed: {_first_line(msg)}", "Run with --debug for the converter's full log.")
+
+
+def _first_line(msg: str) -> str:
+    lines = [l.strip() for l in msg.strip().splitlines() if l.strip()]
+    for l in lines:
+        if "error" in l.lower():
+            return l[:500]
+    return (lines[0] if lines else msg)[:500]

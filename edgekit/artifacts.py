@@ -1,0 +1,161 @@
+"""Artifacts (an on-device model file) and the JSON manifest written beside each one."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import BadInput
+from .specs import TensorSpec
+
+FORMATS = {
+    ".tflite": "tflite",
+    ".pte": "executorch",
+    ".ptl": "torchscript",
+    ".onnx": "onnx",
+}
+
+
+def format_of(path: str | os.PathLike) -> str:
+    p = Path(path)
+    if p.name.endswith("_edgetpu.tflite"):
+        return "edgetpu"
+    fmt = FORMATS.get(p.suffix.lower())
+    if fmt is None:
+        raise BadInput(
+            f"{p} is not an artifact edgekit can run (by its extension).",
+            "Artifacts are .tflite, .pte, .ptl or .onnx files.",
+        )
+    return fmt
+
+
+@dataclass
+class Artifact:
+    path: Path
+    format: str
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+    recipe: str = "none"
+    io_dtype: str = "float32"
+    source: dict = field(default_factory=dict)  # path, sha256, framework, size_bytes
+    tools: dict = field(default_factory=dict)  # package → version
+    quantization: dict = field(default_factory=dict)  # what was actually quantized
+    extra: dict = field(default_factory=dict)  # converter-specific: delegation, notes
+
+    @property
+    def manifest_path(self) -> Path:
+        return manifest_path(self.path)
+
+    @property
+    def size_bytes(self) -> int:
+        return self.path.stat().st_size
+
+    def to_dict(self) -> dict:
+        return {
+            "artifact": str(self.path),
+            "format": self.format,
+            "size_bytes": self.size_bytes,
+            "sha256": file_sha256(self.path),
+            "recipe": self.recipe,
+            "io_dtype": self.io_dtype,
+            "inputs": [s.to_dict() for s in self.inputs],
+            "outputs": [s.to_dict() for s in self.outputs],
+            "source": self.source,
+            "tools": self.tools,
+            "quantization": self.quantization,
+            **self.extra,
+        }
+
+    def write_manifest(self) -> Path:
+        data = self.to_dict()
+        data["artifact"] = self.path.name  # relative: the manifest travels with its file
+        with atomic_output(self.manifest_path) as tmp:
+            tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
+        return self.manifest_path
+
+
+def manifest_path(path: str | os.PathLike) -> Path:
+    p = Path(path)
+    return p.with_name(p.name + ".json")
+
+
+def read_manifest(path: str | os.PathLike) -> dict | None:
+    mp = manifest_path(path)
+    if not mp.is_file():
+        return None
+    try:
+        return json.loads(mp.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    p = Path(path)
+    h = hashlib.sha256()
+    if p.is_dir():  # SavedModel: hash every file, in a stable order
+        for f in sorted(x for x in p.rglob("*") if x.is_file()):
+            h.update(str(f.relative_to(p)).encode())
+            h.update(_digest(f))
+        return h.hexdigest()
+    return _digest(p).hex()
+
+
+def _digest(p: Path) -> bytes:
+    h = hashlib.sha256()
+    with open(p, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.digest()
+
+
+def path_size(path: str | os.PathLike) -> int:
+    p = Path(path)
+    if p.is_dir():
+        return sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
+    return p.stat().st_size
+
+
+def check_writable(dest: Path) -> None:
+    """Fail before hours of work, not after: the destination folder must accept a new file."""
+    folder = dest.parent
+    if not folder.is_dir():
+        raise BadInput(
+            f"The output folder {folder} does not exist.",
+            f"Create it (mkdir -p {folder}) or choose another path with -o.",
+        )
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".probe", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise BadInput(
+            f"Cannot write to {folder}: {exc.strerror or exc}.",
+            "Choose a writable location with -o PATH.",
+        ) from exc
+
+
+@contextlib.contextmanager
+def atomic_output(dest: str | os.PathLike):
+    """Yield a temporary path in dest's folder; rename it to dest only if the block succeeds.
+
+    An exception or Ctrl-C inside the block removes the temporary file, so an interrupted run
+    never leaves a truncated model behind.
+    """
+    dest = Path(dest)
+    # The temporary name keeps the real suffix, so runtimes can open it before the rename.
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=f".partial{dest.suffix}", dir=dest.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.chmod(tmp_path, 0o644)
+        os.replace(tmp_path, dest)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp_path.unlink()
+        raise

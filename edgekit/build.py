@@ -1,0 +1,145 @@
+"""`edgekit convert`: load → quantize/convert → load-and-run → parity → artifact + manifest."""
+
+from __future__ import annotations
+
+import time
+import warnings
+from pathlib import Path
+
+from . import __version__
+from .artifacts import atomic_output, check_writable
+from .data import load_samples
+from .errors import BadInput, CheckFailed
+from .specs import parse_input_shapes
+
+SCHEMA_VERSION = 1
+
+
+def default_output(model: str, to: str, recipe: str, io_dtype: str) -> Path:
+    from edgekit.converters import converter_for  # noqa: F401  (family table, read lazily)
+
+    suffix = {"tflite": ".tflite", "executorch": ".pte", "torchscript": ".ptl"}[to]
+    base = model.rpartition(":")[0] if ":" in model and not Path(model).exists() else model
+    stem = Path(base.rstrip("/")).stem or "model"
+    if "." in stem and not Path(base).suffix:  # package.module:factory
+        stem = stem.rpartition(".")[2]
+    tag = "" if recipe == "none" else f"_{recipe.replace('-', '_')}"
+    if io_dtype != "float32":
+        tag += f"_{io_dtype}io"
+    return Path.cwd() / f"{stem}{tag}{suffix}"
+
+
+def convert(
+    model,
+    to: str = "tflite",
+    quantize: str = "none",
+    calibration=None,
+    data=None,
+    io_dtype: str = "float32",
+    input_shapes=(),
+    allow_tf_ops: bool = False,
+    output=None,
+    validate: bool = True,
+    weights=None,
+    channels_last_io: bool = False,
+    samples: int | None = None,
+    thresholds: dict | None = None,
+    progress=None,
+    log=lambda msg: None,
+) -> dict:
+    """Convert MODEL and check it. Returns the result dict that `--json` prints.
+
+    Raises EdgekitError subclasses for bad input; a parity failure is reported in the result
+    (`parity.passed` false), and the CLI turns it into exit 1 after the files are written.
+    """
+    from edgekit import converters
+    from edgekit.quantization import get_recipe
+
+    from .sources import from_object, load_model
+
+    if to not in converters.TARGET_FORMATS:
+        raise BadInput(f"Unknown target format {to!r}.", "Choose --to " + " | ".join(converters.TARGET_FORMATS))
+    recipe = get_recipe(quantize, io_dtype)
+    if recipe.needs_calibration and calibration is None:
+        raise BadInput(
+            f"--quantize {recipe.name} needs calibration data to choose the ranges of the activations.",
+            "Pass --calibration DATA with a few hundred representative samples (.npy, .npz keyed by input "
+            "name, or a folder of images), or --calibration random to accept random ranges knowingly "
+            "(the accuracy will suffer).",
+        )
+    shapes = parse_input_shapes(input_shapes) if not isinstance(input_shapes, dict) else input_shapes
+    model_label = model if isinstance(model, (str, Path)) else type(model).__name__
+    dest = Path(output) if output else default_output(str(model_label), to, recipe.name, io_dtype)
+    dest = dest.resolve()
+    check_writable(dest)  # before minutes of work, not after
+    timings = {}
+    t0 = time.perf_counter()
+    log(f"Loading {model_label}")
+    source = load_model(str(model), shapes, weights) if isinstance(model, (str, Path)) else from_object(model, model_label, shapes)
+    timings["load_s"] = time.perf_counter() - t0
+    module = converters.converter_for(to, source.framework)
+    if recipe.name not in module.RECIPES:
+        raise BadInput(
+            f"--quantize {recipe.name} is not available for {source.framework} → {to}.",
+            f"This path supports: {', '.join(module.RECIPES)}.",
+        )
+    if dest.suffix != module.SUFFIX and not (to == "tflite" and dest.name.endswith(".tflite")):
+        raise BadInput(f"The output {dest.name} does not end in {module.SUFFIX}.", f"Name it *{module.SUFFIX}.")
+    notes: list[str] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        calib = None
+        if recipe.needs_calibration:
+            calib = load_samples(calibration, source.inputs, n_random=100, what="calibration data")
+        check_samples = None
+        if validate:
+            check_samples = load_samples(data if data is not None else calibration, source.inputs,
+                                         n_random=32, what="validation data")
+            check_samples = check_samples.take(samples)
+    notes += [str(w.message) for w in caught if "edgekit" in (w.filename or "") or issubclass(w.category, UserWarning)]
+    options = converters.ConvertOptions(calibration=calib, io_dtype=io_dtype, allow_tf_ops=allow_tf_ops,
+                                        channels_last_io=channels_last_io)
+    parity = None
+    with atomic_output(dest) as tmp_dest:  # renamed to dest only when everything below succeeded
+        log(f"Converting to {to} ({recipe.name})")
+        t0 = time.perf_counter()
+        artifact = module.convert(source, recipe, tmp_dest, options)
+        timings["convert_s"] = time.perf_counter() - t0
+        if validate:
+            from . import parity as parity_mod
+            from .runtimes import load as load_runtime
+
+            log(f"Checking parity on {len(check_samples)} sample(s)")
+            t0 = time.perf_counter()
+            session = load_runtime(tmp_dest)
+            parity = parity_mod.check(source.reference, session, check_samples, recipe.precision, thresholds, progress)
+            timings["parity_s"] = time.perf_counter() - t0
+    artifact.path = dest
+    if artifact.quantization.get("effective") is False and artifact.quantization.get("note"):
+        notes.append(f"--quantize {recipe.name} had no effect: {artifact.quantization['note']}")
+    notes += artifact.extra.pop("notes", [])
+    artifact.source = source.provenance()
+    artifact.tools = {"edgekit": __version__, **artifact.tools}
+    if parity is not None:
+        artifact.extra["parity"] = parity.to_dict()
+    artifact.write_manifest()
+    result = {
+        "schema_version": SCHEMA_VERSION,
+        "kind": "convert",
+        **artifact.to_dict(),
+        "manifest": str(artifact.manifest_path),
+        "source_size_bytes": source.size_bytes,
+        "parity": parity.to_dict() if parity else None,
+        "timings": timings,
+        "warnings": notes,
+    }
+    return result
+
+
+def raise_for_parity(result: dict) -> None:
+    p = result.get("parity")
+    if p and not p["passed"]:
+        raise CheckFailed(
+            f"Parity check failed for {result['artifact']} (files written).",
+            "See the table above; pass real --data, relax thresholds knowingly, or choose a gentler --quantize.",
+        )

@@ -1,0 +1,187 @@
+"""The `edgekit` command. Only click is imported at start-up: frameworks load inside commands,
+so `edgekit --help` stays fast."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+
+import click
+
+from ._version import __version__
+from .errors import INTERRUPTED, EdgekitError
+
+QUANTIZE = ("none", "fp16", "dynamic-int8", "int8", "int16x8")
+IO_DTYPES = ("float32", "int8", "uint8", "int16")
+
+
+class _State:
+    debug = False
+    quiet = False
+    verbose = False
+
+
+STATE = _State()
+
+
+def console():
+    from rich.console import Console
+
+    return Console(stderr=True, quiet=STATE.quiet, highlight=False)
+
+
+@contextlib.contextmanager
+def stdout_to_stderr(enabled: bool):
+    """While a command works, anything printed to stdout (TF, converters) goes to stderr, so that
+    `--json` output on stdout stays machine-readable."""
+    if not enabled:
+        yield
+        return
+    sys.stdout.flush()
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        fd = None
+    saved = os.dup(fd) if fd is not None else None
+    try:
+        if fd is not None:
+            os.dup2(sys.stderr.fileno(), fd)
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stdout.flush()
+        if saved is not None:
+            os.dup2(saved, fd)
+            os.close(saved)
+
+
+def emit_json(result: dict) -> None:
+    click.echo(json.dumps(result, indent=2, default=_json_default))
+
+
+def _json_default(o):
+    import numpy as np
+
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    return str(o)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="edgekit")
+@click.option("--debug", is_flag=True, help="Show tracebacks and framework logs.")
+@click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr.")
+@click.option("-v", "--verbose", is_flag=True, help="More detail on stderr.")
+def cli(debug, quiet, verbose):
+    """Quantize, convert, verify and profile models for edge devices.
+
+    \b
+    Exit codes: 0 ok · 1 a check or budget failed · 2 usage or bad input ·
+                3 a dependency or tool is missing · 4 a device or target is unreachable
+    """
+    STATE.debug, STATE.quiet, STATE.verbose = debug, quiet, verbose
+    if not debug:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
+        os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "2")
+        os.environ.setdefault("GLOG_minloglevel", "2")
+
+
+@cli.command()
+@click.argument("model")
+@click.option("--to", "to", type=click.Choice(["tflite", "executorch", "torchscript"]), default="tflite",
+              show_default=True, help="Target format.")
+@click.option("--quantize", type=click.Choice(QUANTIZE), default="none", show_default=True,
+              help="Quantization recipe.")
+@click.option("--calibration", metavar="DATA", help="Calibration samples (.npy, .npz, image folder, or 'random').")
+@click.option("--data", metavar="DATA", help="Samples for the parity check (default: the calibration data, else random).")
+@click.option("--io-dtype", type=click.Choice(IO_DTYPES), default="float32", show_default=True,
+              help="Type of the artifact's inputs and outputs (int8/uint8 need --quantize int8).")
+@click.option("--input-shape", "input_shapes", multiple=True, metavar="NAME=1x224x224x3",
+              help="Fix a dynamic input shape (repeat per input).")
+@click.option("--allow-tf-ops", is_flag=True, help="Allow TensorFlow (Flex) ops; most device runtimes cannot run them.")
+@click.option("--weights", metavar="FILE", help="PyTorch state_dict for a file.py:Class model.")
+@click.option("--channels-last-io", is_flag=True, help="PyTorch→TFLite: NHWC inputs/outputs for an NCHW model.")
+@click.option("-o", "--output", metavar="PATH", help="Artifact path (default: MODEL's name + recipe, in the current folder).")
+@click.option("--no-validate", is_flag=True, help="Skip the parity check.")
+@click.option("--samples", type=click.IntRange(1), help="At most this many parity samples.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+def convert(model, to, quantize, calibration, data, io_dtype, input_shapes, allow_tf_ops, weights,
+            channels_last_io, output, no_validate, samples, as_json):
+    """Convert MODEL to an on-device format, quantize it, and check it against the original.
+
+    \b
+    MODEL is a Keras .keras/.h5 file, a TensorFlow SavedModel folder, a PyTorch .pt2
+    (torch.export.save) or TorchScript .pt file, or a factory: file.py:function or
+    package.module:function returning a keras.Model or torch.nn.Module.
+
+    \b
+    Examples:
+      edgekit convert digits.keras --quantize int8 --calibration calib.npz
+      edgekit convert fcn.h5 --input-shape input=1x40x256x1 --quantize dynamic-int8
+    """
+    from .build import convert as do_convert, raise_for_parity
+    from .report import print_convert
+
+    con = console()
+    with stdout_to_stderr(as_json), _progress(con) as progress:
+        result = do_convert(
+            model, to=to, quantize=quantize, calibration=calibration, data=data, io_dtype=io_dtype,
+            input_shapes=input_shapes, allow_tf_ops=allow_tf_ops, output=output, validate=not no_validate,
+            weights=weights, channels_last_io=channels_last_io, samples=samples,
+            progress=progress, log=lambda m: con.log(m) if STATE.verbose else None,
+        )
+        print_convert(con, result)
+    if as_json:
+        emit_json(result)
+    raise_for_parity(result)
+
+
+@contextlib.contextmanager
+def _progress(con):
+    """A progress callback (done, total) that shows a bar only for runs longer than a moment."""
+    from rich.progress import Progress
+
+    bar = Progress(console=con, transient=True, disable=STATE.quiet)
+    task = None
+    with bar:
+        def update(done, total):
+            nonlocal task
+            if task is None:
+                task = bar.add_task("parity", total=total)
+            bar.update(task, completed=done)
+
+        yield update
+
+
+def main(argv=None):
+    try:
+        cli.main(args=argv, prog_name="edgekit", standalone_mode=False)
+    except EdgekitError as exc:
+        if STATE.debug:
+            import traceback
+
+            traceback.print_exc()
+        _print_error(exc)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        _print_error(EdgekitError("Interrupted; nothing partial was left behind."))
+        sys.exit(INTERRUPTED)
+    except KeyboardInterrupt:
+        _print_error(EdgekitError("Interrupted; nothing partial was left behind."))
+        sys.exit(INTERRUPTED)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+
+
+def _print_error(exc: EdgekitError) -> None:
+    msg = f"error: {exc.message}"
+    if exc.hint:
+        msg += f"\n  {exc.hint}"
+    click.echo(msg, err=True)

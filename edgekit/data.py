@@ -1,0 +1,223 @@
+"""Sample and calibration data: .npy, .npz, a folder of images, or random from the input specs."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import BadInput
+from .specs import TensorSpec
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+RANDOM = "random"
+
+
+@dataclass
+class Samples:
+    """N samples per input, each array shaped (N, *spec.shape[1:]) (batch axis first)."""
+
+    inputs: dict[str, np.ndarray]
+    labels: np.ndarray | None = None
+    is_random: bool = False
+    source: str = "random"
+
+    def __len__(self) -> int:
+        return len(next(iter(self.inputs.values()))) if self.inputs else 0
+
+    def sample(self, i: int) -> dict[str, np.ndarray]:
+        """Sample i with a batch axis of 1, as an on-device model takes it."""
+        return {k: v[i : i + 1] for k, v in self.inputs.items()}
+
+    def take(self, n: int | None) -> "Samples":
+        if n is None or n >= len(self):
+            return self
+        labels = None if self.labels is None else self.labels[:n]
+        return Samples({k: v[:n] for k, v in self.inputs.items()}, labels, self.is_random, self.source)
+
+
+class RandomInputsWarning(UserWarning):
+    pass
+
+
+def random_samples(specs: list[TensorSpec], n: int = 16, seed: int = 0) -> Samples:
+    rng = np.random.default_rng(seed)
+    inputs = {}
+    for s in specs:
+        shape = (n, *s.shape[1:])
+        dt = np.dtype(s.dtype)
+        if dt.kind == "f":
+            inputs[s.name] = rng.standard_normal(shape).astype(dt)
+        elif dt.kind in "iu":
+            info = np.iinfo(dt)
+            lo, hi = max(info.min, -128), min(info.max, 127)
+            inputs[s.name] = rng.integers(lo, hi + 1, size=shape).astype(dt)
+        elif dt.kind == "b":
+            inputs[s.name] = rng.integers(0, 2, size=shape).astype(bool)
+        else:
+            raise BadInput(f"Cannot make random data for input {s.describe()}.", "Pass real data.")
+    return Samples(inputs, None, True, "random")
+
+
+def load_samples(
+    data: str | Path | None,
+    specs: list[TensorSpec],
+    *,
+    n_random: int = 16,
+    what: str = "data",
+    allow_nan: bool = False,
+) -> Samples:
+    """Load DATA for a model with these (static) input specs, checked against them.
+
+    None or "random" gives random samples and a RandomInputsWarning: they prove plumbing,
+    not accuracy.
+    """
+    if data is None or str(data) == RANDOM:
+        warnings.warn(
+            f"No {what} given: using {n_random} random samples. Random inputs prove the plumbing, "
+            f"not the accuracy; pass real samples (.npy, .npz or an image folder).",
+            RandomInputsWarning,
+            stacklevel=2,
+        )
+        return random_samples(specs, n_random)
+    path = Path(data)
+    if not path.exists():
+        raise BadInput(f"The {what} file {path} does not exist.", "Check the path.")
+    if path.is_dir():
+        samples = _load_images(path, specs, what)
+    elif path.suffix == ".npy":
+        samples = _load_npy(path, specs, what)
+    elif path.suffix == ".npz":
+        samples = _load_npz(path, specs, what)
+    else:
+        raise BadInput(
+            f"The {what} {path} is not a .npy file, a .npz file or a folder of images.",
+            "Save arrays with numpy.save / numpy.savez (keyed by input name).",
+        )
+    _check(samples, specs, path, what, allow_nan)
+    return samples
+
+
+def _load_npy(path: Path, specs, what) -> Samples:
+    if len(specs) != 1:
+        names = ", ".join(s.name for s in specs)
+        raise BadInput(
+            f"{path} holds one array, but the model has {len(specs)} inputs ({names}).",
+            "Use a .npz file with one array per input name: numpy.savez(path, name=array, ...).",
+        )
+    arr = _np_load(path, what)
+    return Samples({specs[0].name: _add_batch(arr, specs[0])}, source=str(path))
+
+
+def _np_load(path: Path, what):
+    try:
+        return np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise BadInput(
+            f"Cannot read the {what} {path}: {exc}.",
+            "It must be a file written by numpy.save/numpy.savez (object arrays are refused).",
+        ) from exc
+
+
+def _load_npz(path: Path, specs, what) -> Samples:
+    with _np_load(path, what) as z:
+        try:
+            arrays = {k: z[k] for k in z.files}
+        except (ValueError, OSError, EOFError) as exc:
+            raise BadInput(f"Cannot read the {what} {path}: {exc}.", "Rewrite it with numpy.savez.") from exc
+    if not arrays:
+        raise BadInput(f"The {what} {path} holds no arrays.", "Save one array per input name with numpy.savez.")
+    labels = arrays.pop("labels", None)
+    inputs = {}
+    for i, s in enumerate(specs):
+        if s.name in arrays:
+            inputs[s.name] = _add_batch(arrays.pop(s.name), s)
+        elif len(specs) == 1 and len(arrays) == 1:
+            inputs[s.name] = _add_batch(arrays.popitem()[1], s)  # one input, any key (arr_0, x ...)
+        else:
+            raise BadInput(
+                f"The {what} {path} has no array for input {s.name!r} (it has: "
+                f"{', '.join(list(arrays) + list(inputs)) or 'only labels'}).",
+                f"Save it under the input's name: numpy.savez(path, {s.name}=array, ...).",
+            )
+    return Samples(inputs, labels, source=str(path))
+
+
+def _add_batch(arr: np.ndarray, spec: TensorSpec) -> np.ndarray:
+    """Accept a single sample (spec rank) or a stack of samples (spec rank, batch axis = N)."""
+    if arr.ndim == len(spec.shape) - 1:
+        return arr[None]
+    return arr
+
+
+def _load_images(folder: Path, specs, what) -> Samples:
+    from PIL import Image
+
+    if len(specs) != 1:
+        raise BadInput(f"A folder of images can feed a model with one input; this one has {len(specs)}.", "Use .npz.")
+    spec = specs[0]
+    files = sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise BadInput(f"The folder {folder} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))}).", "Add images.")
+    if len(spec.shape) != 4:
+        raise BadInput(f"Images need a 4-D image input; {spec.describe()} is not one.", "Use .npy or .npz.")
+    nchw = spec.shape[1] in (1, 3) and spec.shape[3] not in (1, 3) or spec.layout == "NCHW"
+    c, h, w = (spec.shape[1], spec.shape[2], spec.shape[3]) if nchw else (spec.shape[3], spec.shape[1], spec.shape[2])
+    mode = {1: "L", 3: "RGB"}.get(c)
+    if mode is None:
+        raise BadInput(f"Input {spec.describe()} has {c} channels; images give 1 or 3.", "Use .npy or .npz.")
+    batch = []
+    for f in files:
+        try:
+            with Image.open(f) as im:
+                arr = np.asarray(im.convert(mode).resize((w, h), Image.BILINEAR))
+        except OSError as exc:
+            raise BadInput(f"Cannot read the image {f}: {exc}.", "Remove it or replace it.") from exc
+        arr = arr.reshape(h, w, c)
+        batch.append(arr.transpose(2, 0, 1) if nchw else arr)
+    x = np.stack(batch)
+    if np.dtype(spec.dtype).kind == "f":
+        x = x.astype(spec.dtype) / 255.0  # pixels scaled to [0, 1]; use .npy for other normalisations
+    else:
+        x = x.astype(spec.dtype)
+    return Samples({spec.name: x}, source=str(folder))
+
+
+def _check(samples: Samples, specs, path, what, allow_nan) -> None:
+    n = None
+    for s in specs:
+        arr = samples.inputs[s.name]
+        want = tuple(s.shape[1:])
+        if tuple(arr.shape[1:]) != want:
+            raise BadInput(
+                f"The {what} {path} gives input {s.name!r} samples of shape {tuple(arr.shape[1:])}, "
+                f"the model takes {want} per sample ({s.describe()}).",
+                "Reshape the data (samples stacked on the first axis) or fix --input-shape.",
+            )
+        if np.dtype(s.dtype).kind == "f" and arr.dtype.kind in "iub":
+            arr = samples.inputs[s.name] = arr.astype(s.dtype)  # integer pixels → float is lossless
+        if arr.dtype.kind != np.dtype(s.dtype).kind or (arr.dtype.kind != "f" and arr.dtype != np.dtype(s.dtype)):
+            raise BadInput(
+                f"The {what} {path} gives input {s.name!r} as {arr.dtype}, the model takes {s.dtype}.",
+                f"Convert it: array.astype(numpy.{s.dtype}).",
+            )
+        if arr.dtype != np.dtype(s.dtype):
+            samples.inputs[s.name] = arr.astype(s.dtype)
+        if arr.dtype.kind == "f" and not allow_nan and not np.isfinite(arr).all():
+            bad = int((~np.isfinite(arr)).sum())
+            raise BadInput(
+                f"The {what} {path} has {bad} NaN or infinite value(s) in input {s.name!r}.",
+                "Calibration and parity need finite numbers: clean or drop those samples.",
+            )
+        if n is None:
+            n = len(arr)
+        elif len(arr) != n:
+            raise BadInput(f"The {what} {path} has different sample counts per input.", "Give each input N samples.")
+        if len(arr) == 0:
+            raise BadInput(f"The {what} {path} has no samples.", "Give at least one.")
+    if samples.labels is not None and len(samples.labels) != n:
+        raise BadInput(
+            f"The {what} {path} has {len(samples.labels)} labels for {n} samples.", "Give one label per sample."
+        )

@@ -1,0 +1,56 @@
+"""One error hierarchy. Every error says what was wrong and what to do; the CLI prints it
+without a traceback and exits with its code (documented in the README)."""
+
+OK = 0
+CHECK_FAILED = 1  # a parity check or a budget failed
+BAD_INPUT = 2  # usage or bad input (paths, formats, shapes, data)
+ENVIRONMENT = 3  # a dependency or tool is missing
+UNREACHABLE = 4  # a device or target cannot be reached
+INTERRUPTED = 130  # Ctrl-C, as shells report SIGINT
+
+
+class EdgekitError(Exception):
+    exit_code = BAD_INPUT
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message}\n{self.hint}" if self.hint else self.message
+
+
+class BadInput(EdgekitError):
+    """The user gave something edgekit cannot use: a path, a model, a shape, data."""
+
+
+class UnsupportedModel(BadInput):
+    """The model uses something the chosen converter/runtime cannot express."""
+
+
+class MissingDependency(EdgekitError):
+    exit_code = ENVIRONMENT
+
+
+class TargetUnreachable(EdgekitError):
+    exit_code = UNREACHABLE
+
+
+class CheckFailed(EdgekitError):
+    """The artifact was built but does not hold up: parity, load-and-run, a budget."""
+
+    exit_code = CHECK_FAILED
+
+
+def require(module: str, extra: str, what: str | None = None):
+    """Import an optional framework on first use, or explain which extra installs it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise MissingDependency(
+            f"{what or module} is needed here but could not be imported ({exc}).",
+            f"Install it with: pip install 'edgekit[{extra}]'",
+        ) from exc

@@ -1,0 +1,170 @@
+"""Load what the user hands us (a file, a folder, a Python factory) into a SourceModel."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from ..artifacts import file_sha256, path_size
+from ..errors import BadInput
+from ..specs import TensorSpec
+
+
+@dataclass
+class SourceModel:
+    framework: str  # "keras", "tf-savedmodel", "torch", "torch-exported", "torchscript"
+    origin: str  # what the user passed
+    inputs: list[TensorSpec]  # static shapes, batch axis first
+    native: Any  # keras.Model, tf SavedModel object, nn.Module, ExportedProgram ...
+    reference: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]  # batch in, batch out
+    outputs: list[TensorSpec] = field(default_factory=list)
+    sha256: str | None = None
+    size_bytes: int | None = None
+    extra: dict = field(default_factory=dict)  # loader-specific: example inputs, layouts ...
+
+    def provenance(self) -> dict:
+        return {
+            "origin": self.origin,
+            "framework": self.framework,
+            "sha256": self.sha256,
+            "size_bytes": self.size_bytes,
+        }
+
+
+KERAS_SUFFIXES = {".keras", ".h5", ".hdf5"}
+TORCH_SUFFIXES = {".pt2", ".pt", ".pth", ".ptl"}
+
+
+def load_model(spec: str, input_shapes: dict | None = None, weights: str | None = None) -> SourceModel:
+    """MODEL as `edgekit convert` takes it → SourceModel with resolved static input shapes."""
+    input_shapes = input_shapes or {}
+    path = Path(spec)
+    factory = _split_factory(spec)
+    if factory is None:
+        if not path.exists():
+            raise BadInput(
+                f"The model {spec} does not exist.",
+                "Pass a model file (.keras, .h5, .pt2, .pt), a SavedModel folder, or a factory "
+                "as file.py:function or package.module:function.",
+            )
+        if path.is_dir():
+            from . import keras as keras_src
+
+            return _stamp(keras_src.load_saved_model(path, input_shapes), path)
+        if path.stat().st_size == 0:
+            raise BadInput(f"The model file {path} is empty.", "Save the model again; the file holds nothing.")
+        suffix = path.suffix.lower()
+        if suffix in KERAS_SUFFIXES:
+            from . import keras as keras_src
+
+            return _stamp(keras_src.load_file(path, input_shapes), path)
+        if suffix in TORCH_SUFFIXES:
+            from . import torch as torch_src
+
+            return _stamp(torch_src.load_file(path, input_shapes), path)
+        raise BadInput(
+            f"edgekit does not know the model format of {path} (by its extension {suffix or '(none)'}).",
+            "Supported: Keras .keras/.h5/.hdf5, a SavedModel folder, PyTorch .pt2 (torch.export.save), "
+            "TorchScript .pt, or a Python factory file.py:function.",
+        )
+    obj, origin_file = _call_factory(*factory, weights=weights)
+    return _stamp(from_object(obj, spec, input_shapes, weights=weights), origin_file)
+
+
+def from_object(obj, origin: str, input_shapes: dict, weights: str | None = None) -> SourceModel:
+    """A model object the user built in Python (factory result or API call) → SourceModel."""
+    module_name = type(obj if not isinstance(obj, tuple) else obj[0]).__module__ or ""
+    if module_name.startswith(("keras", "tf_keras", "tensorflow")):
+        from . import keras as keras_src
+
+        return keras_src.from_keras_model(obj, origin, input_shapes)
+    if "torch" in sys.modules:
+        from . import torch as torch_src
+
+        if torch_src.is_torch_object(obj):
+            return torch_src.from_object(obj, origin, input_shapes, weights=weights)
+    raise BadInput(
+        f"{origin} returned a {type(obj).__name__}, which is not a model edgekit can convert.",
+        "Return a keras.Model, a torch.nn.Module, or a tuple (module, example_inputs).",
+    )
+
+
+def _stamp(model: SourceModel, path) -> SourceModel:
+    if path is not None and Path(path).exists():
+        model.sha256 = file_sha256(path)
+        model.size_bytes = path_size(path)
+    return model
+
+
+def _split_factory(spec: str):
+    """'models/net.py:build' or 'pkg.mod:build' → (target, function); a plain path → None."""
+    if ":" not in spec or Path(spec).exists():
+        return None
+    target, _, func = spec.rpartition(":")
+    if not func.isidentifier() or not target:
+        return None
+    return target, func
+
+
+def _call_factory(target: str, func: str, weights=None):
+    if target.endswith(".py"):
+        path = Path(target)
+        if not path.is_file():
+            raise BadInput(f"The factory file {path} does not exist.", "Check the path before ':'.")
+        mod_name = f"_edgekit_user_{abs(hash(str(path.resolve())))}"
+        spec = importlib.util.spec_from_file_location(mod_name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.path.insert(0, str(path.parent.resolve()))  # so the file can import its neighbours
+        try:
+            spec.loader.exec_module(module)
+        except Exception as exc:
+            raise BadInput(
+                f"Importing {path} failed: {type(exc).__name__}: {exc}",
+                "Fix the error in that file (run it with python to see the full traceback, or add --debug).",
+            ) from exc
+        finally:
+            sys.path.remove(str(path.parent.resolve()))
+        origin_file = path
+    else:
+        try:
+            module = importlib.import_module(target)
+        except ImportError as exc:
+            raise BadInput(
+                f"Cannot import the module {target!r}: {exc}.",
+                "Pass file.py:function for a file, or install the package that provides the module.",
+            ) from exc
+        origin_file = Path(module.__file__) if getattr(module, "__file__", None) else None
+    fn = getattr(module, func, None)
+    if fn is None:
+        raise BadInput(f"{target} has no attribute {func!r}.", f"Define {func}() in {target}, or name another.")
+    if not callable(fn):
+        raise BadInput(f"{target}:{func} is not callable.", "Point at a function (or class) that builds the model.")
+    if inspect.isclass(fn) and weights is not None:
+        return fn, origin_file  # a class plus --weights: the torch loader instantiates and loads it
+    try:
+        required = [
+            p.name
+            for p in inspect.signature(fn).parameters.values()
+            if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        ]
+    except (TypeError, ValueError):
+        required = []
+    if required:
+        raise BadInput(
+            f"{target}:{func} needs arguments ({', '.join(required)}); edgekit calls it with none.",
+            f"Give them defaults, or add a wrapper: def build(): return {func}(...).",
+        )
+    try:
+        return fn(), origin_file
+    except Exception as exc:
+        raise BadInput(
+            f"{target}:{func}() raised {type(exc).__name__}: {exc}",
+            "Fix the factory (add --debug for the traceback).",
+        ) from exc

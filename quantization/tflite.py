@@ -1,0 +1,94 @@
+"""Apply a QuantRecipe to a tf.lite.TFLiteConverter, and read back what was really quantized."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+
+from . import QuantRecipe
+
+
+def configure(converter, recipe: QuantRecipe, calibration=None, io_dtype: str = "float32",
+              allow_tf_ops: bool = False) -> None:
+    """Set the converter's flags for this recipe. `calibration` yields feeds (lists of arrays)."""
+    import tensorflow as tf
+
+    builtins = tf.lite.OpsSet.TFLITE_BUILTINS
+    if recipe.name == "fp16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif recipe.name == "dynamic-int8":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    elif recipe.name == "int8":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = calibration
+        builtins = tf.lite.OpsSet.TFLITE_BUILTINS_INT8  # full integer: fail rather than fall back to float
+        if io_dtype != "float32":
+            converter.inference_input_type = getattr(tf, io_dtype)
+            converter.inference_output_type = getattr(tf, io_dtype)
+    elif recipe.name == "int16x8":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = calibration
+        builtins = tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
+        if io_dtype == "int16":
+            converter.inference_input_type = tf.int16
+            converter.inference_output_type = tf.int16
+    ops = [builtins]
+    if allow_tf_ops:
+        ops.append(tf.lite.OpsSet.SELECT_TF_OPS)
+    converter.target_spec.supported_ops = ops
+
+
+def summarize(model_path) -> dict:
+    """What the .tflite really holds: weight and activation tensors by dtype, ops by the dtype they
+    compute in. Backends skip silently (dynamic range leaves weights < 1024 elements in float)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_path=str(model_path))
+    tensors = {t["index"]: t for t in interp.get_tensor_details()}
+    ops = interp._get_ops_details()  # public API has no op list; stable across TF/LiteRT releases
+    produced = {o for op in ops for o in op["outputs"]}
+    graph_inputs = {d["index"] for d in interp.get_input_details()}
+    weights, activations, op_dtypes, op_types = Counter(), Counter(), Counter(), Counter()
+    for op in ops:
+        op_types[op["op_name"]] += 1
+        outs = [tensors[o] for o in op["outputs"] if o in tensors]
+        if outs:
+            op_dtypes[np.dtype(outs[0]["dtype"]).name] += 1
+        for i in op["inputs"]:
+            if i < 0 or i not in tensors or i in produced or i in graph_inputs:
+                continue
+            weights[np.dtype(tensors[i]["dtype"]).name] += 1
+    for i in produced | graph_inputs:
+        if i in tensors:
+            activations[np.dtype(tensors[i]["dtype"]).name] += 1
+    weight_elems = Counter()
+    for op in ops:
+        for i in op["inputs"]:
+            if i >= 0 and i in tensors and i not in produced and i not in graph_inputs:
+                weight_elems[np.dtype(tensors[i]["dtype"]).name] += int(np.prod(tensors[i]["shape"]))
+    return {
+        "weights_by_dtype": dict(weights),
+        "weight_elements_by_dtype": dict(weight_elems),
+        "activations_by_dtype": dict(activations),
+        "ops_by_dtype": dict(op_dtypes),
+        "ops_by_type": dict(sorted(op_types.items())),
+        "op_count": len(ops),
+    }
+
+
+def effective(recipe: QuantRecipe, summary: dict) -> tuple[bool, str | None]:
+    """Did the recipe actually change the model? (False, why) when the backend skipped it."""
+    w = summary["weights_by_dtype"]
+    if recipe.name == "fp16" and not w.get("float16"):
+        return False, "no weight was stored as float16"
+    if recipe.name == "dynamic-int8" and not w.get("int8"):
+        return False, (
+            "dynamic-range quantization left every weight in float: TFLite skips weight tensors under "
+            "1024 elements, and this model has none larger. The file is the float model. Use --quantize "
+            "int8 with calibration data to quantize a small model."
+        )
+    if recipe.name in ("int8", "int16x8") and not w.get("int8"):
+        return False, "no weight was quantized to int8"
+    return True, None
