@@ -41,6 +41,7 @@ class ConvertOptions:
     io_dtype: str = "float32"
     allow_tf_ops: bool = False
     channels_last_io: bool = False
+    debug: bool = False  # let native logs through
     extra: dict = field(default_factory=dict)
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from edgekit.artifacts import Artifact
 from edgekit.errors import BadInput, UnsupportedModel
+from edgekit.native_log import capture_native_stderr
 from edgekit.quantization import QuantRecipe
 from edgekit.quantization import tflite as tflite_quant
 from edgekit.runtimes.tflite import TFLiteSession
@@ -37,11 +38,12 @@ def convert(source, recipe: QuantRecipe, dest: Path, options) -> Artifact:
         converter = tf.lite.TFLiteConverter.from_saved_model(saved)
         tflite_quant.configure(converter, recipe, calibration, options.io_dtype, options.allow_tf_ops)
         try:
-            # The converter prints progress to stdout; keep stdout clean for --json.
-            with contextlib.redirect_stdout(io.StringIO()):
+            # The converter prints progress to stdout and MLIR diagnostics to fd 2: keep both out
+            # of the terminal (and stdout clean for --json); quote them when they explain a failure.
+            with contextlib.redirect_stdout(io.StringIO()), capture_native_stderr(not options.debug) as log:
                 flatbuffer = converter.convert()
         except Exception as exc:
-            raise _explain(exc, options.allow_tf_ops) from exc
+            raise _explain(f"{exc}\n{log.text}", options.allow_tf_ops) from exc
     dest.write_bytes(flatbuffer)
     session = TFLiteSession(dest)  # the artifact's real I/O, as the runtime sees it
     summary = tflite_quant.summarize(dest)
@@ -64,23 +66,40 @@ def convert(source, recipe: QuantRecipe, dest: Path, options) -> Artifact:
     )
 
 
-def _explain(exc: Exception, allow_tf_ops: bool) -> Exception:
-    msg = str(exc)
-    ops = sorted(set(re.findall(r"'?(tf\.[A-Za-z0-9_]+)'?", msg)))
-    if "not supported" in msg.lower() or "ops are not supported" in msg or ops:
-        if ops and not allow_tf_ops:
-            return UnsupportedModel(
-                f"The model uses TensorFlow ops that TFLite's builtin op set does not have: {', '.join(ops)}.",
-                "Replace those layers with supported ones, or pass --allow-tf-ops to embed TensorFlow "
-                "kernels (Flex ops). Beware: ai-edge-litert and most device runtimes cannot run Flex ops; "
-                "only an app linked with the TensorFlow Lite Flex delegate can.",
-            )
+def unsupported_ops(msg: str) -> tuple[list[str], list[str]]:
+    """(ops that Flex could run, ops nothing can run) named in the converter's diagnostics."""
+    flex, neither = set(), set()
+    for line in re.findall(r"^(?:Flex|Custom|TF Select) ops: (.+)$", msg, flags=re.M):
+        flex.update(op.strip() for op in line.split(",") if op.strip())
+    neither.update(re.findall(r"'tf\.(\w+)' op is neither a custom op nor a flex op", msg))
+    flex.update(re.findall(r"'tf\.(\w+)' op is not supported", msg))
+    return sorted(flex - neither), sorted(neither)
+
+
+def _explain(msg: str, allow_tf_ops: bool) -> Exception:
+    flex, neither = unsupported_ops(msg)
+    if neither and allow_tf_ops:
+        return UnsupportedModel(
+            f"The model uses TensorFlow ops that neither TFLite builtins nor Flex can run: {', '.join(neither)}.",
+            "Replace those layers (or implement them as a TFLite custom op).",
+        )
+    if flex or neither:
+        return UnsupportedModel(
+            f"The model uses TensorFlow ops that TFLite's builtin op set does not have: "
+            f"{', '.join(flex + neither)}.",
+            "Replace those layers with supported ones"
+            + (", or pass --allow-tf-ops to embed TensorFlow kernels (Flex ops) for "
+               f"{', '.join(flex)}. Beware: ai-edge-litert and most device runtimes cannot run Flex ops; "
+               "only an app linked with the TensorFlow Lite Flex delegate can." if flex else
+               "; Flex ops (--allow-tf-ops) cannot run them either."),
+        )
     if "quantiz" in msg.lower():
         return UnsupportedModel(
             f"TFLite could not quantize the model: {_first_line(msg)}",
             "Some ops have no int8/int16 kernel. Try --quantize dynamic-int8 or fp16, or replace those ops.",
         )
-    return BadInput(f"The TFLite converter failed: {_first_line(msg)}", "Run with --debug for the converter's full log.")
+    return UnsupportedModel(f"The TFLite converter failed: {_first_line(msg)}",
+                            "Run with --debug for the converter's full log.")
 
 
 def _first_line(msg: str) -> str:

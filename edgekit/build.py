@@ -16,13 +16,12 @@ SCHEMA_VERSION = 1
 
 
 def default_output(model: str, to: str, recipe: str, io_dtype: str) -> Path:
-    from edgekit.converters import converter_for  # noqa: F401  (family table, read lazily)
-
     suffix = {"tflite": ".tflite", "executorch": ".pte", "torchscript": ".ptl"}[to]
-    base = model.rpartition(":")[0] if ":" in model and not Path(model).exists() else model
+    factory = ":" in model and not Path(model).exists()
+    base, _, func = model.rpartition(":") if factory else (model, "", "")
     stem = Path(base.rstrip("/")).stem or "model"
-    if "." in stem and not Path(base).suffix:  # package.module:factory
-        stem = stem.rpartition(".")[2]
+    if factory:  # file.py:build → file_build; package.module:build → module_build
+        stem = f"{stem.rpartition('.')[2]}_{func}"
     tag = "" if recipe == "none" else f"_{recipe.replace('-', '_')}"
     if io_dtype != "float32":
         tag += f"_{io_dtype}io"
@@ -46,6 +45,7 @@ def convert(
     thresholds: dict | None = None,
     progress=None,
     log=lambda msg: None,
+    debug: bool = False,
 ) -> dict:
     """Convert MODEL and check it. Returns the result dict that `--json` prints.
 
@@ -98,14 +98,19 @@ def convert(
             check_samples = check_samples.take(samples)
     notes += [str(w.message) for w in caught if "edgekit" in (w.filename or "") or issubclass(w.category, UserWarning)]
     options = converters.ConvertOptions(calibration=calib, io_dtype=io_dtype, allow_tf_ops=allow_tf_ops,
-                                        channels_last_io=channels_last_io)
+                                        channels_last_io=channels_last_io, debug=debug)
     parity = None
     with atomic_output(dest) as tmp_dest:  # renamed to dest only when everything below succeeded
         log(f"Converting to {to} ({recipe.name})")
         t0 = time.perf_counter()
         artifact = module.convert(source, recipe, tmp_dest, options)
         timings["convert_s"] = time.perf_counter() - t0
-        if validate:
+        if validate and artifact.extra.get("flex_ops"):
+            notes.append(
+                f"Parity not checked: the model needs TensorFlow Flex ops ({', '.join(artifact.extra['flex_ops'])}), "
+                "which ai-edge-litert cannot run. Only an app linked with the Flex delegate can run this file."
+            )
+        elif validate:
             from . import parity as parity_mod
             from .runtimes import load as load_runtime
 

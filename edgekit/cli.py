@@ -132,7 +132,7 @@ def convert(model, to, quantize, calibration, data, io_dtype, input_shapes, allo
             model, to=to, quantize=quantize, calibration=calibration, data=data, io_dtype=io_dtype,
             input_shapes=input_shapes, allow_tf_ops=allow_tf_ops, output=output, validate=not no_validate,
             weights=weights, channels_last_io=channels_last_io, samples=samples,
-            progress=progress, log=lambda m: con.log(m) if STATE.verbose else None,
+            progress=progress, log=lambda m: con.log(m) if STATE.verbose else None, debug=STATE.debug,
         )
         print_convert(con, result)
     if as_json:

@@ -196,12 +196,12 @@ def _check(samples: Samples, specs, path, what, allow_nan) -> None:
                 f"the model takes {want} per sample ({s.describe()}).",
                 "Reshape the data (samples stacked on the first axis) or fix --input-shape.",
             )
-        if np.dtype(s.dtype).kind == "f" and arr.dtype.kind in "iub":
-            arr = samples.inputs[s.name] = arr.astype(s.dtype)  # integer pixels → float is lossless
+        # float64 → float32 is what numpy users mean; integer data for a float input is not (raw
+        # pixels 0..255 where the model wants 0..1 would calibrate silently wrong): refuse it.
         if arr.dtype.kind != np.dtype(s.dtype).kind or (arr.dtype.kind != "f" and arr.dtype != np.dtype(s.dtype)):
             raise BadInput(
                 f"The {what} {path} gives input {s.name!r} as {arr.dtype}, the model takes {s.dtype}.",
-                f"Convert it: array.astype(numpy.{s.dtype}).",
+                f"Convert it with the model's preprocessing (scaling included), then array.astype(numpy.{s.dtype}).",
             )
         if arr.dtype != np.dtype(s.dtype):
             samples.inputs[s.name] = arr.astype(s.dtype)

@@ -1,0 +1,42 @@
+"""Capture what native code (TensorFlow's converter, XNNPACK, ExecuTorch) prints to file
+descriptor 2, so that the terminal shows edgekit's messages and errors can quote the real cause."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+
+
+class NativeLog:
+    text = ""
+
+
+@contextlib.contextmanager
+def capture_native_stderr(enabled: bool = True):
+    """Redirect fd 2 to a temporary file for the block; `log.text` holds what was written.
+
+    Disabled (or when fd 2 is not a real descriptor) it yields an empty log and changes nothing.
+    """
+    log = NativeLog()
+    if not enabled:
+        yield log
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except OSError:
+        yield log
+        return
+    with tempfile.TemporaryFile(mode="w+b") as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield log
+        finally:
+            with contextlib.suppress(Exception):
+                sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            log.text = tmp.read().decode("utf-8", "replace")
