@@ -1,0 +1,105 @@
+"""What the three PyTorch converters share: torch.export with an explained failure, calibration
+batches, and the post-build load-and-run check against the source's output shapes."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import warnings
+
+from edgekit.errors import BadInput, CheckFailed, UnsupportedModel
+
+
+def module_of(source):
+    """The runnable nn.Module (for a .pt2 source, the ExportedProgram's module)."""
+    if source.framework == "torch-exported":
+        return source.native.module()
+    return source.native
+
+
+def export(source, module=None, example=None, kwargs=None):
+    """torch.export.export with the exporter's reason in one paragraph when it cannot trace."""
+    import torch
+
+    if module is None and source.framework == "torch-exported":
+        return source.native
+    module = module if module is not None else module_of(source)
+    example = example if example is not None else source.extra["example_inputs"]
+    try:
+        with quiet():
+            return torch.export.export(module, tuple(example), kwargs=kwargs)
+    except Exception as exc:
+        raise explain_export_error(exc, source.origin) from exc
+
+
+def explain_export_error(exc: Exception, origin: str) -> Exception:
+    text = str(exc)
+    lines = [l.strip() for l in text.splitlines() if l.strip()]
+    reason = " ".join(lines[:3])[:600] if lines else type(exc).__name__
+    data_dependent = ("data-dependent" in text.lower() or "GuardOnDataDependent" in type(exc).__name__
+                      or "Could not guard on data-dependent" in text)
+    where = [l for l in lines if l.startswith("Caused by") or "File " in l][:1]
+    if data_dependent:
+        return UnsupportedModel(
+            f"torch.export cannot trace the model from {origin}: its control flow depends on tensor values "
+            f"({type(exc).__name__}: {reason}{' ' + where[0] if where else ''}).",
+            "An on-device graph cannot branch on data in Python. Rewrite the branch with torch.cond(pred, "
+            "true_fn, false_fn, (x,)) or torch.where, or move the decision out of forward().",
+        )
+    return UnsupportedModel(
+        f"torch.export cannot trace the model from {origin}: {type(exc).__name__}: {reason}",
+        "torch.export needs a model without Python side effects or data-dependent control flow; see "
+        "https://pytorch.org/docs/stable/export.html (add --debug for the full exporter log).",
+    )
+
+
+@contextlib.contextmanager
+def quiet():
+    """Framework chatter (FutureWarnings, progress on stdout) stays out of the terminal and --json."""
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        yield
+
+
+def calibration_batches(source, options, layout=None) -> list[tuple] | None:
+    from edgekit.quantization import pt2e
+
+    if options.calibration is None:
+        return None
+    example = source.extra["example_inputs"]
+    batches = pt2e.calibration_batches(options.calibration, source.extra["input_names"], [t.dtype for t in example])
+    if layout:
+        batches = [tuple(layout(t) for t in b) for b in batches]
+    return batches
+
+
+def check_outputs(session, source, what: str, sample=None, nhwc_outputs=()) -> None:
+    """Run the artifact once; its outputs must have the source's shapes (CheckFailed otherwise)."""
+    import numpy as np
+
+    from edgekit.runtimes import run_float
+
+    feeds = sample or {s.name: np.zeros(s.shape, s.dtype if s.dtype != "float16" else "float32")
+                       for s in session.inputs}
+    outs = run_float(session, feeds)
+    got = [tuple(np.shape(v)) for v in outs.values()]
+    want = [tuple(s.shape) for s in source.outputs]
+    for i in nhwc_outputs:
+        if i < len(want) and len(want[i]) == 4:
+            n, c, h, w = want[i]
+            want[i] = (n, h, w, c)
+    if len(got) != len(want) or any(sorted(g) != sorted(w) or np.prod(g) != np.prod(w) for g, w in zip(got, want)):
+        raise CheckFailed(
+            f"The {what} runs but gives outputs of shape {got}; the source model gives {want}.",
+            "The conversion changed what the model computes; report it with the model (add --debug).",
+        )
+    for name, v in outs.items():
+        if np.asarray(v).dtype.kind == "f" and not np.isfinite(v).all():
+            raise CheckFailed(f"The {what} gives NaN/inf in output {name!r} on a plain input.",
+                              "Try a gentler --quantize (fp16 overflows above 65504).")
+
+
+def no_io_dtype(recipe, options, target: str) -> None:
+    if options.io_dtype != "float32":
+        raise BadInput(f"--io-dtype {options.io_dtype} is not available for PyTorch → {target}.",
+                       "Leave --io-dtype at float32 for this target.")

@@ -1,0 +1,87 @@
+"""PyTorch (nn.Module, TorchScript .pt) → PyTorch Mobile lite-interpreter `.ptl`.
+
+trace (script when tracing fails) → freeze → _save_for_lite_interpreter → loaded back with the lite
+interpreter and run. PyTorch Mobile is deprecated upstream in favour of ExecuTorch (--to
+executorch); edgekit keeps this path for apps that still ship the lite interpreter, and says so.
+torch.utils.mobile_optimizer.optimize_for_mobile needs a torch built with XNNPACK; the pip CPU
+wheels are not, and it asserts: edgekit tries it, and reports plainly when it was skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+from edgekit.artifacts import Artifact
+from edgekit.errors import UnsupportedModel
+from edgekit.quantization import QuantRecipe
+
+from . import _torch_common as common
+
+FRAMEWORKS = ("torch", "torchscript")
+RECIPES = ("none",)
+SUFFIX = ".ptl"
+DEPRECATED = ("PyTorch Mobile (.ptl, lite interpreter) is deprecated upstream in favour of ExecuTorch; "
+              "prefer --to executorch for new apps.")
+
+
+def convert(source, recipe: QuantRecipe, dest: Path, options) -> Artifact:
+    import torch
+
+    from edgekit.runtimes.torchscript import IO_FILE, LiteInterpreterSession
+
+    common.no_io_dtype(recipe, options, "TorchScript")
+    example = tuple(source.extra["example_inputs"])
+    notes = [DEPRECATED]
+    how = "scripted (given)"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if source.framework == "torchscript":
+            scripted = source.native
+        else:
+            try:
+                with torch.no_grad():
+                    scripted = torch.jit.trace(source.native.eval(), example, check_trace=True)
+                how = "traced"
+            except Exception as trace_exc:
+                try:
+                    scripted = torch.jit.script(source.native.eval())
+                    how = "scripted (tracing failed)"
+                except Exception as exc:
+                    raise UnsupportedModel(
+                        f"TorchScript can neither trace nor script the model from {source.origin}: "
+                        f"trace: {_line(trace_exc)}; script: {_line(exc)}",
+                        "Use --to executorch (torch.export handles more models), or make forward() "
+                        "scriptable.") from exc
+        try:
+            frozen = torch.jit.freeze(scripted.eval()) if hasattr(scripted, "training") else scripted
+        except Exception:  # already frozen, or a module freeze cannot handle: keep it unfrozen
+            frozen = scripted
+        optimized = "no"
+        try:
+            from torch.utils.mobile_optimizer import optimize_for_mobile
+
+            frozen = optimize_for_mobile(frozen)
+            optimized = "yes"
+        except Exception as exc:
+            notes.append("optimize_for_mobile was skipped: this torch build has no XNNPACK "
+                         f"({_line(exc)[:160]}). The .ptl is {how} and frozen, not mobile-optimized.")
+        io = {"inputs": [s.to_dict() for s in source.inputs], "outputs": [s.to_dict() for s in source.outputs]}
+        try:
+            frozen._save_for_lite_interpreter(str(dest), _extra_files={IO_FILE: json.dumps(io)})
+        except Exception as exc:
+            raise UnsupportedModel(f"Saving for the lite interpreter failed: {_line(exc)}",
+                                   "Use --to executorch.") from exc
+    session = LiteInterpreterSession(dest)
+    common.check_outputs(session, source, ".ptl")
+    return Artifact(path=dest, format="torchscript", inputs=session.inputs, outputs=session.outputs,
+                    recipe=recipe.name, tools={"torch": torch.__version__},
+                    quantization={"recipe": recipe.name, "effective": True},
+                    extra={"torchscript": {"method": how, "frozen": frozen is not scripted or how == "scripted (given)",
+                                           "optimize_for_mobile": optimized}, "notes": notes})
+
+
+def _line(exc) -> str:
+    lines = [l.strip() for l in str(exc).strip().splitlines() if l.strip()]
+    return f"{type(exc).__name__}: {lines[0][:300]}" if lines else type(exc).__name__
