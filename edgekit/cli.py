@@ -157,6 +157,55 @@ def _progress(con):
         yield update
 
 
+@cli.command()
+@click.argument("reference")
+@click.argument("candidate")
+@click.option("--data", metavar="DATA", help="Samples (.npy, .npz keyed by input name with optional 'labels', image folder); default random.")
+@click.option("--samples", type=click.IntRange(1), help="At most this many samples.")
+@click.option("--per-layer", is_flag=True, help="Localise the divergence: compare intermediate tensors layer by layer.")
+@click.option("--preset", type=click.Choice(["fp32", "fp16", "dynamic-int8", "int8", "int16x8"]),
+              help="Verdict preset (default: the candidate's precision, from its manifest or the file).")
+@click.option("--min-psnr", type=float, metavar="DB", help="Fail below this PSNR (dB) on any output.")
+@click.option("--max-abs", type=float, metavar="X", help="Fail above this max absolute difference.")
+@click.option("--min-cosine", type=float, metavar="X", help="Fail below this cosine similarity.")
+@click.option("--min-top1-agreement", type=float, metavar="X", help="Fail below this top-1 agreement (0..1).")
+@click.option("--max-accuracy-drop", type=float, metavar="X", help="Fail when accuracy on labels drops more (0..1).")
+@click.option("--input-shape", "input_shapes", multiple=True, metavar="NAME=1x224x224x3",
+              help="Fix a dynamic input shape of the reference model (repeat per input).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+def validate(reference, candidate, data, samples, per_layer, preset, min_psnr, max_abs, min_cosine,
+             min_top1_agreement, max_accuracy_drop, input_shapes, as_json):
+    """Check that CANDIDATE (an artifact) computes what REFERENCE computes.
+
+    \b
+    REFERENCE is any MODEL `convert` takes, or an artifact; CANDIDATE is a .tflite, .pte,
+    .ptl or .onnx file. Inputs/outputs are matched by name, shape (NCHW/NHWC) and values;
+    quantized I/O is handled. Exit 0 pass, 1 fail, 2 bad input.
+
+    \b
+    Examples:
+      edgekit validate digits.keras digits_int8.tflite --data test.npz
+      edgekit validate model_fp32.tflite model_int8.tflite --data test.npz --per-layer --json
+    """
+    from .report import print_validate
+    from .validate import raise_for_result, validate as do_validate
+
+    thresholds = {"min_psnr_db": min_psnr, "max_abs": max_abs, "min_cosine": min_cosine,
+                  "min_top1_agreement": min_top1_agreement, "max_accuracy_drop": max_accuracy_drop}
+    con = console()
+    with stdout_to_stderr(as_json), _progress(con) as progress:
+        result = do_validate(
+            reference, candidate, data=data, samples=samples, per_layer=per_layer,
+            thresholds={k: v for k, v in thresholds.items() if v is not None}, preset=preset,
+            input_shapes=input_shapes, progress=progress,
+            log=lambda m: con.log(m) if STATE.verbose else None,
+        )
+        print_validate(con, result)
+    if as_json:
+        emit_json(result)
+    raise_for_result(result)
+
+
 def main(argv=None):
     try:
         cli.main(args=argv, prog_name="edgekit", standalone_mode=False)

@@ -113,3 +113,57 @@ def compare(ref, cand) -> dict:
         out["top1_agreement"] = top1_agreement(ref, cand)
         out["top5_agreement"] = top5_agreement(ref, cand)
     return out
+
+
+class Running:
+    """The metrics of `compare` (without top-k) accumulated over chunks of (ref, cand), so that
+    large intermediate tensors (per-layer parity) need not all be held at once. Same
+    definitions as the functions above, computed from running sums."""
+
+    def __init__(self):
+        self.n = 0
+        self.sum_abs = self.sum_sq_err = self.sum_sq_ref = self.sum_sq_cand = self.dot = 0.0
+        self.max_abs = self.peak = 0.0
+
+    def add(self, ref, cand) -> None:
+        r, c = _f64(ref).ravel(), _f64(cand).ravel()
+        if not r.size:
+            return
+        d = r - c
+        self.n += r.size
+        self.sum_abs += float(np.sum(np.abs(d)))
+        self.sum_sq_err += float(np.dot(d, d))
+        self.sum_sq_ref += float(np.dot(r, r))
+        self.sum_sq_cand += float(np.dot(c, c))
+        self.dot += float(np.dot(r, c))
+        self.max_abs = max(self.max_abs, float(np.max(np.abs(d))))
+        self.peak = max(self.peak, float(np.max(np.abs(r))))
+
+    def result(self) -> dict:
+        n = max(self.n, 1)
+        err = math.sqrt(self.sum_sq_err / n)
+        na, nb = math.sqrt(self.sum_sq_ref), math.sqrt(self.sum_sq_cand)
+        if na == 0 and nb == 0:
+            cos = 1.0
+        elif na == 0 or nb == 0:
+            cos = 0.0
+        else:
+            cos = float(np.clip(self.dot / (na * nb), -1.0, 1.0))
+        if err == 0:
+            psnr = PERFECT_DB
+        elif self.peak == 0:
+            psnr = -PERFECT_DB
+        else:
+            psnr = min(PERFECT_DB, 20.0 * math.log10(self.peak / err))
+        if self.sum_sq_err == 0:
+            snr = PERFECT_DB
+        elif self.sum_sq_ref == 0:
+            snr = -PERFECT_DB
+        else:
+            snr = min(PERFECT_DB, 10.0 * math.log10(self.sum_sq_ref / self.sum_sq_err))
+        if self.peak > 0:
+            rel = self.max_abs / self.peak
+        else:
+            rel = 0.0 if self.max_abs == 0 else math.inf
+        return {"max_abs": self.max_abs, "mean_abs": self.sum_abs / n, "max_rel": rel, "rmse": err,
+                "cosine": cos, "psnr_db": psnr, "snr_db": snr}

@@ -107,13 +107,17 @@ def _same_elements(a: tuple, b: tuple) -> bool:
 
 
 def check(reference, session: Session, samples, precision: str = "fp32", overrides: dict | None = None,
-          progress=None) -> ParityResult:
-    """Run both on `samples` and judge by the preset for `precision` (with overrides)."""
+          progress=None, output_map: dict | None = None) -> ParityResult:
+    """Run both on `samples` and judge by the preset for `precision` (with overrides).
+
+    `output_map` (reference output name → candidate TensorSpec) overrides the name/shape/position
+    matching when the caller resolved it otherwise (edgekit validate matches by values too).
+    """
     thresholds = thresholds_for(precision, overrides)
     n = len(samples)
     ref = reference(samples.inputs)
     ref_names = list(ref)
-    out_map = match_specs(ref_names, {k: v.shape for k, v in ref.items()}, session.outputs, "output")
+    out_map = output_map or match_specs(ref_names, {k: v.shape for k, v in ref.items()}, session.outputs, "output")
     in_specs = {s.name: s for s in session.inputs}
     in_map = match_specs(list(samples.inputs), {k: v.shape for k, v in samples.inputs.items()}, session.inputs, "input")
     cand_chunks: dict[str, list] = {n_: [] for n_ in ref_names}

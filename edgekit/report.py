@@ -63,3 +63,40 @@ def print_parity(con, parity: dict | None) -> None:
     for n in parity.get("notes", []):
         con.print(f"  [yellow]{n}[/]")
     con.print("[green]parity passed[/]" if parity["passed"] else "[red]parity FAILED[/]")
+
+
+def print_validate(con, result: dict) -> None:
+    """`edgekit validate`: the parity table, then (with --per-layer) the layers in topological
+    order with the first divergent one highlighted, and the five worst."""
+    from rich.table import Table
+
+    print_warnings(con, result)
+    ref, cand = result["reference"], result["candidate"]
+    con.print(f"[bold]{cand['artifact']}[/] ({cand['format']}, {cand['precision']}) vs "
+              f"[bold]{ref['origin']}[/] ({ref.get('framework') or ref.get('format')}) · "
+              f"{result['data']['samples']} samples from {result['data']['source']}")
+    moved = {k: v for k, v in result.get("matching", {}).get("outputs", {}).items()
+             if v["by"] != "name" or v["candidate"] != k}
+    for name, m in moved.items():
+        con.print(f"  output {name} ↔ candidate {m['candidate']} (matched by {m['by']})")
+    if "layers" in result:
+        first = result.get("first_divergence") or {}
+        t = Table(title=f"per layer · {result['per_layer_samples']} samples", title_justify="left")
+        for col in ("#", "layer", "op", "shape", "PSNR dB", "cosine", "max abs", ""):
+            t.add_column(col, justify="right" if col in ("#", "PSNR dB", "cosine", "max abs") else "left")
+        for row in result["layers"]:
+            is_first = first.get("index") == row["index"]
+            mark = "[bold red]← first divergence[/]" if is_first else ("[red]diverged[/]" if row["diverged"] else "")
+            t.add_row(str(row["index"]), row["layer"], row["op_type"], "x".join(map(str, row["shape"])),
+                      _num(row["psnr_db"], ".1f"), _num(row["cosine"], ".6f"), _num(row["max_abs"]), mark,
+                      style="bold" if is_first else None)
+        con.print(t)
+        if result.get("not_observable"):
+            names = ", ".join(u.get("layer") or u.get("tensor") for u in result["not_observable"])
+            con.print(f"  not observable in the candidate: {names}")
+        con.print("  worst layers: " + ", ".join(result.get("worst_layers", [])))
+        if first:
+            con.print(f"  [bold red]first divergence: {first['layer']}[/] ({first['op_type']}): {first['reason']}")
+        else:
+            con.print("  [green]no layer crosses the thresholds[/]")
+    print_parity(con, result.get("parity"))

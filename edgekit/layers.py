@@ -1,0 +1,300 @@
+"""Per-layer parity: where does a converted model start to diverge from its reference?
+
+| candidate | reference          | how intermediate values are matched                              |
+|-----------|--------------------|------------------------------------------------------------------|
+| .tflite   | Keras model        | tensor names carry the Keras layer scopes (`model_1/conv2_1/...`)|
+| .tflite   | another .tflite    | tensors of the same name and shape                               |
+| .pte      | (its own ETRecord) | executorch.devtools Inspector: numeric gap per operator          |
+
+TFLite intermediates are read from an interpreter that preserves all tensors, without the
+default XNNPACK delegate (a delegated subgraph hides its insides); int8/int16 tensors are
+dequantized. Metrics are edgekit.metrics, accumulated over samples (metrics.Running).
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from . import metrics
+from .artifacts import format_of
+from .errors import BadInput, require
+from .parity import adapt_layout
+from .runtimes import dequantize, quantize
+
+MEMORY_BUDGET = 256 << 20  # bytes of reference intermediates held at once (Keras references)
+WORST = 5
+
+
+def check_supported(reference, cand_path: Path) -> None:
+    """Refuse an unsupported pair before any work (exit 2), naming what is supported."""
+    fmt = format_of(cand_path)
+    if fmt in ("tflite", "edgetpu"):
+        return
+    raise BadInput(
+        f"--per-layer is not available for {fmt} candidates yet.",
+        "Per-layer localisation works for .tflite candidates against a Keras model or another .tflite; "
+        "run without --per-layer for the output-level verdict.",
+    )
+
+
+def compare_layers(ref, cand_path: Path, samples, in_map: dict, thresholds: dict, progress=None) -> dict:
+    """`ref` is an edgekit.validate.Reference. Returns {layers, first_divergence, worst_layers,
+    not_observable, per_layer_samples}."""
+    probe = TFLiteProbe(cand_path)
+    if ref.kind == "model" and ref.framework == "keras":
+        rows, unmatched = _vs_keras(ref.native, probe, samples, in_map, progress)
+    elif ref.kind == "artifact" and ref.format in ("tflite", "edgetpu"):
+        rows, unmatched = _vs_tflite(TFLiteProbe(ref.path), probe, samples, in_map, progress)
+    else:
+        raise BadInput(
+            f"--per-layer cannot match a {ref.framework or ref.format} reference with a .tflite candidate yet.",
+            "Use the Keras model (or another .tflite) as the reference for per-layer localisation.",
+        )
+    if not rows:
+        raise BadInput(
+            "--per-layer found no intermediate tensor of the candidate that matches a reference layer.",
+            "The tensor names of the .tflite carry no layer names the reference knows (was it converted "
+            "from this model?).",
+        )
+    return summarize(rows, unmatched, thresholds, len(samples))
+
+
+def summarize(rows: list[dict], unmatched: list[dict], thresholds: dict, n: int) -> dict:
+    min_psnr, min_cos = thresholds.get("min_psnr_db"), thresholds.get("min_cosine")
+    first = None
+    for i, row in enumerate(rows):
+        row["index"] = i
+        why = []
+        if min_psnr is not None and row["psnr_db"] < min_psnr:
+            why.append(f"PSNR {row['psnr_db']:.1f} dB < {min_psnr:g}")
+        if min_cos is not None and row["cosine"] < min_cos:
+            why.append(f"cosine {row['cosine']:.5f} < {min_cos:g}")
+        row["diverged"] = bool(why)
+        if why and first is None:
+            first = {k: row[k] for k in ("index", "layer", "op_type", "shape", "psnr_db", "cosine", "max_abs")}
+            first["reason"] = "; ".join(why)
+    worst = sorted(rows, key=lambda r: (r["psnr_db"], r["cosine"]))[:WORST]
+    return {
+        "layers": rows,
+        "first_divergence": first,
+        "worst_layers": [r["layer"] for r in worst],
+        "not_observable": unmatched,
+        "per_layer_samples": n,
+    }
+
+
+# -- the TFLite candidate ---------------------------------------------------------------------
+
+class TFLiteProbe:
+    """A TFLite interpreter that keeps every intermediate tensor, listed in execution order."""
+
+    def __init__(self, path: Path):
+        interp_mod = require("ai_edge_litert.interpreter", "tf", "ai-edge-litert (the TFLite runtime)")
+        from .runtimes.tflite import _tflite_spec
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "preserve_all_tensors is for debugging": it is, here
+            self.it = interp_mod.Interpreter(
+                model_path=str(path),
+                experimental_preserve_all_tensors=True,
+                experimental_op_resolver_type=interp_mod.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+            )
+        self.it.allocate_tensors()
+        self.tensors = {d["index"]: d for d in self.it.get_tensor_details()}
+        sigs = self.it.get_signature_list()
+        if len(sigs) == 1:
+            runner = self.it.get_signature_runner(next(iter(sigs)))
+            ins = [dict(d, name=n) for n, d in runner.get_input_details().items()]
+            outs = [dict(d, name=n) for n, d in runner.get_output_details().items()]
+        else:
+            ins, outs = self.it.get_input_details(), self.it.get_output_details()
+        self.inputs = {d["name"]: (d["index"], _tflite_spec(d)) for d in ins}
+        self.output_names = {d["index"]: d["name"] for d in outs}  # tensor index → signature name
+        self.ops = []  # (op type, output tensor index), in execution order
+        for op in self.it._get_ops_details():  # no public op list; stable across releases
+            if op["op_name"] == "DELEGATE":
+                continue
+            for t in op["outputs"]:
+                d = self.tensors.get(int(t))
+                if d is not None and np.dtype(d["dtype"]).kind in "fiu" and np.dtype(d["dtype"]).name not in ("int32", "int64"):
+                    self.ops.append((op["op_name"], int(t)))
+                elif d is not None and int(t) in self.output_names:
+                    self.ops.append((op["op_name"], int(t)))
+
+    def name(self, t: int) -> str:
+        return self.tensors[t]["name"]
+
+    def shape(self, t: int) -> tuple:
+        return tuple(int(x) for x in self.tensors[t]["shape"])
+
+    def run(self, feeds: dict) -> None:
+        """feeds: candidate input name → real values with a batch axis of 1."""
+        for name, x in feeds.items():
+            idx, spec = self.inputs[name]
+            self.it.set_tensor(idx, quantize(adapt_layout(np.asarray(x), spec.shape), spec))
+        self.it.invoke()
+
+    def get(self, t: int) -> np.ndarray:
+        d = self.tensors[t]
+        raw = self.it.get_tensor(t)
+        q = d.get("quantization_parameters") or {}
+        scales, zps = np.asarray(q.get("scales", [])), np.asarray(q.get("zero_points", []))
+        if np.dtype(d["dtype"]).kind in "iu" and scales.size:
+            if scales.size == 1:
+                return ((raw.astype(np.float64) - zps[0]) * scales[0]).astype(np.float32)
+            axis = int(q.get("quantized_dimension", 0))
+            shape = [1] * raw.ndim
+            shape[axis] = -1
+            return ((raw.astype(np.float64) - zps.reshape(shape)) * scales.reshape(shape)).astype(np.float32)
+        return np.array(raw, dtype=np.float32)
+
+    def feed_for(self, samples, i: int, in_map: dict) -> dict:
+        return {in_map[k].name: v[i : i + 1] for k, v in samples.inputs.items()}
+
+
+def _friendly(tensor_name: str) -> str:
+    """'model_1/conv1_1/Relu;model_1/conv1_1/convolution' → 'conv1_1'."""
+    parts = []
+    for part in tensor_name.split(";"):
+        comps = part.split("/")
+        scope = "/".join(comps[1:-1]) if len(comps) > 2 else part
+        if scope not in parts:
+            parts.append(scope)
+    return "+".join(parts)
+
+
+# -- .tflite vs .tflite -----------------------------------------------------------------------
+
+def _vs_tflite(ref: TFLiteProbe, cand: TFLiteProbe, samples, in_map, progress):
+    ref_by_name = {ref.name(t): t for _, t in ref.ops}
+    ref_inputs = {n: spec for n, (_, spec) in ref.inputs.items()}
+    pairs, unmatched = [], []
+    for op_type, t in cand.ops:
+        name = cand.name(t)
+        rt = ref_by_name.get(name)
+        if rt is None and t in cand.output_names:  # graph outputs: by signature name
+            rt = next((r for r, n in ref.output_names.items() if n == cand.output_names[t]), None)
+        if rt is None or np.prod(ref.shape(rt)) != np.prod(cand.shape(t)):
+            unmatched.append({"tensor": name, "op_type": op_type, "reason": "no tensor of this name and size in the reference"})
+            continue
+        pairs.append((op_type, t, rt))
+    acc = {t: metrics.Running() for _, t, _ in pairs}
+    n = len(samples)
+    ref_names = list(ref_inputs)
+    for i in range(n):
+        cfeed = cand.feed_for(samples, i, in_map)
+        # the reference artifact's inputs are the samples' keys (data was loaded against them)
+        ref.run({k: samples.inputs[k][i : i + 1] for k in ref_names if k in samples.inputs})
+        cand.run(cfeed)
+        for _, t, rt in pairs:
+            r = ref.get(rt)
+            acc[t].add(r, adapt_layout(cand.get(t), r.shape).reshape(r.shape))
+        if progress:
+            progress(i + 1, n)
+    rows = []
+    for op_type, t, rt in pairs:
+        label = cand.output_names.get(t) or _friendly(cand.name(t))
+        rows.append({"layer": label, "op_type": op_type, "shape": list(cand.shape(t)), "tensor": cand.name(t),
+                     **acc[t].result()})
+    return rows, unmatched
+
+
+# -- .tflite vs Keras -------------------------------------------------------------------------
+
+def _keras_attribution(model, probe: TFLiteProbe):
+    """Keras layer name → the candidate tensor that holds its output (the last one in execution
+    order whose name carries the layer's scope; a graph output by its signature name)."""
+    import keras
+
+    layers = [l for l in model.layers if not isinstance(l, keras.layers.InputLayer)]
+    order = {l.name: i for i, l in enumerate(layers)}
+    model_scope = model.name
+
+    def layer_of(component: str):
+        stripped = re.sub(r"_\d+$", "", component)  # TF uniquifies scopes: conv1 → conv1_1
+        if stripped in order and stripped != model_scope:
+            return stripped
+        if component in order:
+            return component
+        return None
+
+    owner = {}
+    for op_type, t in probe.ops:
+        found = set()
+        if t in probe.output_names and probe.output_names[t] in order:
+            found.add(probe.output_names[t])
+        else:
+            for part in probe.name(t).split(";"):
+                for comp in part.split("/")[:-1]:
+                    name = layer_of(comp)
+                    if name:
+                        found.add(name)
+                        break
+        if found:
+            owner[t] = (max(found, key=order.get), op_type)  # fused ops hold the later layer's output
+    best = {}
+    for op_type, t in probe.ops:  # execution order: the last tensor a layer owns is its output
+        if t in owner:
+            best[owner[t][0]] = (t, owner[t][1])
+    return layers, best
+
+
+def _vs_keras(source, probe: TFLiteProbe, samples, in_map, progress):
+    import keras
+
+    model = source.native
+    layers, best = _keras_attribution(model, probe)
+    unmatched = []
+    chosen = []
+    for layer in layers:
+        if layer.name not in best:
+            unmatched.append({"layer": layer.name, "op_type": type(layer).__name__,
+                              "reason": "no tensor in the .tflite (fused into a neighbour or removed)"})
+            continue
+        try:
+            out = layer.output
+        except (AttributeError, ValueError):
+            out = None
+        if out is None or isinstance(out, (list, tuple, dict)):
+            unmatched.append({"layer": layer.name, "op_type": type(layer).__name__,
+                              "reason": "the layer has several outputs"})
+            continue
+        t, op_type = best[layer.name]
+        if int(np.prod([d for d in out.shape[1:]])) != int(np.prod(probe.shape(t)[1:])):
+            unmatched.append({"layer": layer.name, "op_type": type(layer).__name__,
+                              "reason": f"shape {tuple(out.shape[1:])} ≠ tensor {probe.shape(t)[1:]}"})
+            continue
+        chosen.append((layer, out, t, op_type))
+    if not chosen:
+        return [], unmatched
+    # Execution order of the candidate is a topological order of what it computes.
+    exec_pos = {t: i for i, (_, t) in enumerate(probe.ops)}
+    chosen.sort(key=lambda c: exec_pos[c[2]])
+    inputs = model.inputs
+    tap = keras.Model(inputs, [c[1] for c in chosen])
+    specs = source.inputs
+    n = len(samples)
+    per_sample = sum(int(np.prod(probe.shape(c[2]))) * 4 for c in chosen)
+    chunk = max(1, min(64, MEMORY_BUDGET // max(per_sample, 1)))
+    acc = [metrics.Running() for _ in chosen]
+    for start in range(0, n, chunk):
+        xs = [samples.inputs[s.name][start : start + chunk] for s in specs]
+        ys = tap(xs, training=False)  # tap's inputs are model.inputs, a list
+        ys = [np.asarray(y) for y in (ys if isinstance(ys, (list, tuple)) else [ys])]
+        for j in range(len(xs[0])):
+            i = start + j
+            probe.run(probe.feed_for(samples, i, in_map))
+            for k, (_, _, t, _) in enumerate(chosen):
+                r = ys[k][j : j + 1]
+                c = adapt_layout(probe.get(t), r.shape)
+                acc[k].add(r, c.reshape(r.shape))
+            if progress:
+                progress(i + 1, n)
+    rows = [{"layer": layer.name, "op_type": f"{type(layer).__name__} → {op_type}", "shape": list(probe.shape(t)),
+             "tensor": probe.name(t), **acc[k].result()}
+            for k, (layer, _, t, op_type) in enumerate(chosen)]
+    return rows, unmatched
