@@ -62,7 +62,10 @@ def convert(source, recipe: QuantRecipe, dest: Path, options) -> Artifact:
         io_dtype=options.io_dtype,
         tools=versions,
         quantization={"recipe": recipe.name, "effective": ok, **({"note": why} if why else {}), **summary},
-        extra={"flex_ops": sorted(op for op in summary["ops_by_type"] if op.startswith("Flex"))},
+        extra={
+            "flex_ops": sorted(op for op in summary["ops_by_type"] if op.startswith("Flex")),
+            "notes": [n for n in [tflite_quant.hybrid_note(recipe, summary)] if n],
+        },
     )
 
 
@@ -78,20 +81,18 @@ def unsupported_ops(msg: str) -> tuple[list[str], list[str]]:
 
 def _explain(msg: str, allow_tf_ops: bool) -> Exception:
     flex, neither = unsupported_ops(msg)
-    if neither and allow_tf_ops:
+    if allow_tf_ops and neither:  # with Flex enabled, "neither" is final
         return UnsupportedModel(
             f"The model uses TensorFlow ops that neither TFLite builtins nor Flex can run: {', '.join(neither)}.",
             "Replace those layers (or implement them as a TFLite custom op).",
         )
-    if flex or neither:
+    if flex or neither:  # without Flex the converter cannot tell which ones Flex would take
         return UnsupportedModel(
             f"The model uses TensorFlow ops that TFLite's builtin op set does not have: "
-            f"{', '.join(flex + neither)}.",
-            "Replace those layers with supported ones"
-            + (", or pass --allow-tf-ops to embed TensorFlow kernels (Flex ops) for "
-               f"{', '.join(flex)}. Beware: ai-edge-litert and most device runtimes cannot run Flex ops; "
-               "only an app linked with the TensorFlow Lite Flex delegate can." if flex else
-               "; Flex ops (--allow-tf-ops) cannot run them either."),
+            f"{', '.join(sorted(set(flex + neither)))}.",
+            "Replace those layers with supported ones, or pass --allow-tf-ops to embed TensorFlow "
+            "kernels (Flex ops) where TensorFlow has them. Beware: ai-edge-litert and most device "
+            "runtimes cannot run Flex ops; only an app linked with the TensorFlow Lite Flex delegate can.",
         )
     if "quantiz" in msg.lower():
         return UnsupportedModel(

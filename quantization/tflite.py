@@ -51,11 +51,15 @@ def summarize(model_path) -> dict:
     produced = {o for op in ops for o in op["outputs"]}
     graph_inputs = {d["index"] for d in interp.get_input_details()}
     weights, activations, op_dtypes, op_types = Counter(), Counter(), Counter(), Counter()
+    float_ops = Counter()  # ops computing in float, not counting the (de)quantize glue
     for op in ops:
         op_types[op["op_name"]] += 1
         outs = [tensors[o] for o in op["outputs"] if o in tensors]
         if outs:
-            op_dtypes[np.dtype(outs[0]["dtype"]).name] += 1
+            dt = np.dtype(outs[0]["dtype"]).name
+            op_dtypes[dt] += 1
+            if dt in ("float32", "float16") and op["op_name"] not in ("QUANTIZE", "DEQUANTIZE"):
+                float_ops[op["op_name"]] += 1
         for i in op["inputs"]:
             if i < 0 or i not in tensors or i in produced or i in graph_inputs:
                 continue
@@ -74,8 +78,20 @@ def summarize(model_path) -> dict:
         "activations_by_dtype": dict(activations),
         "ops_by_dtype": dict(op_dtypes),
         "ops_by_type": dict(sorted(op_types.items())),
+        "float_ops_by_type": dict(sorted(float_ops.items())),
         "op_count": len(ops),
     }
+
+
+def hybrid_note(recipe: QuantRecipe, summary: dict) -> str | None:
+    """Integer recipes can come back partly float (no int8 kernel for ELU, ...): say which ops."""
+    if recipe.name not in ("int8", "int16x8") or not summary.get("float_ops_by_type"):
+        return None
+    ops = summary["float_ops_by_type"]
+    listed = ", ".join(f"{k} ×{v}" for k, v in sorted(ops.items(), key=lambda kv: -kv[1]))
+    return (f"{sum(ops.values())} of {summary['op_count']} ops still compute in float ({listed}): the "
+            "converter had no integer kernel for them, so the model is hybrid, not full-integer. "
+            "Integer-only accelerators (Edge TPU, many NPUs) will fall back to the CPU there.")
 
 
 def effective(recipe: QuantRecipe, summary: dict) -> tuple[bool, str | None]:
