@@ -83,9 +83,9 @@ VALIDATE = '''
 import sys, time, json, warnings
 warnings.simplefilter("ignore")
 from edgekit.validate import validate
-path, data, threads, per_layer = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] == "1"
+path, data, threads, per_layer, n = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] == "1", int(sys.argv[5])
 t = time.perf_counter()
-r = validate(path, path, data=data, per_layer=per_layer, threads=threads)
+r = validate(path, path, data=data, samples=n, per_layer=per_layer, threads=threads)
 total = time.perf_counter() - t
 print(json.dumps({"timings": r["timings"], "wall_s": total, "passed": r["passed"],
                   "layers": len(r.get("layers", [])), "first_divergence": r.get("first_divergence")}))
@@ -104,6 +104,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--samples", type=int, default=200)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--repeats", type=int, default=3, help="Alternating runs of bare/validate; the best of each counts.")
+    ap.add_argument("--per-layer-samples", type=int, default=50, help="Per-layer cost is measured per sample on these.")
     ap.add_argument("--workdir", type=Path, default=None, help="Keep the .tflite and data here (reused).")
     args = ap.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="edgekit-bench-validate-"))
@@ -126,9 +128,15 @@ def main() -> None:
     if not data.exists():
         make_data(data, args.samples, layout)
 
-    bare = run_py(BARE, model, data, args.threads)
-    plain = run_py(VALIDATE, model, data, args.threads, 0)
-    layered = run_py(VALIDATE, model, data, args.threads, 1)
+    # Shared machines are noisy: alternate the two measurements and keep the best of each.
+    bares, plains = [], []
+    for _ in range(args.repeats):
+        bares.append(run_py(BARE, model, data, args.threads))
+        plains.append(run_py(VALIDATE, model, data, args.threads, 0, args.samples))
+    bare = max(bares, key=lambda b: b["samples_per_s"])
+    plain = min(plains, key=lambda p: p["timings"]["candidate_and_metrics_s"])
+    m = args.per_layer_samples
+    layered = run_py(VALIDATE, model, data, args.threads, 1, m)
     t = plain["timings"]
     n = args.samples
     report = {
@@ -141,11 +149,15 @@ def main() -> None:
         "ratio_candidate_phase_to_bare": (n / t["candidate_and_metrics_s"]) / bare["samples_per_s"],
         "validate_end_to_end_samples_per_s": n / t["parity_s"],
         "ratio_end_to_end_to_bare": (n / t["parity_s"]) / bare["samples_per_s"],
+        "bare_runs_samples_per_s": [b["samples_per_s"] for b in bares],
+        "validate_candidate_runs_samples_per_s": [n / p["timings"]["candidate_and_metrics_s"] for p in plains],
+        "per_layer_samples": m,
         "per_layer_s": layered["timings"]["per_layer_s"],
         "per_layer_layers": layered["layers"],
-        "ratio_per_layer_to_plain_validate": layered["timings"]["per_layer_s"] / t["parity_s"],
-        "ratio_validate_with_per_layer_to_plain": (layered["timings"]["parity_s"] + layered["timings"]["per_layer_s"])
-        / t["parity_s"],
+        # per sample: the per-layer pass vs the whole plain validate (reference + candidate + metrics)
+        "ratio_per_layer_to_plain_validate": (layered["timings"]["per_layer_s"] / m) / (t["parity_s"] / n),
+        "ratio_validate_with_per_layer_to_plain": ((layered["timings"]["parity_s"] + layered["timings"]["per_layer_s"]) / m)
+        / (t["parity_s"] / n),
         "passed": plain["passed"] and layered["passed"],
     }
     print(json.dumps(report, indent=2))

@@ -4,7 +4,7 @@
 |-----------|--------------------|------------------------------------------------------------------|
 | .tflite   | Keras model        | tensor names carry the Keras layer scopes (`model_1/conv2_1/...`)|
 | .tflite   | another .tflite    | tensors of the same name and shape                               |
-| .pte      | (its own ETRecord) | executorch.devtools Inspector: numeric gap per operator          |
+| .pte      | —                  | not yet: needs an ETRecord written by the ExecuTorch converter    |
 
 TFLite intermediates are read from an interpreter that preserves all tensors, without the
 default XNNPACK delegate (a delegated subgraph hides its insides); int8/int16 tensors are

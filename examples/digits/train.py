@@ -1,0 +1,44 @@
+"""Rebuild the bundled example: a small CNN trained on scikit-learn's digits (8×8 grey images).
+
+    python examples/digits/train.py      # writes digits.keras, calib.npz, test.npz beside this file
+"""
+
+from pathlib import Path
+
+import keras
+import numpy as np
+from sklearn.datasets import load_digits
+
+HERE = Path(__file__).parent
+
+
+def main():
+    d = load_digits()
+    x = (d.images / 16.0).astype(np.float32)[..., None]
+    y = d.target.astype(np.int64)
+    idx = np.random.default_rng(0).permutation(len(x))
+    x, y = x[idx], y[idx]
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [
+            keras.Input((8, 8, 1), name="image"),
+            keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="conv1"),
+            keras.layers.Conv2D(32, 3, padding="same", activation="relu", name="conv2"),
+            keras.layers.MaxPooling2D(name="pool"),
+            keras.layers.Flatten(name="flatten"),
+            keras.layers.Dense(64, activation="relu", name="fc1"),
+            keras.layers.Dense(10, activation="softmax", name="probs"),
+        ]
+    )
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(x[:1400], y[:1400], epochs=8, batch_size=32, verbose=0)
+    print("held-out accuracy", model.evaluate(x[1400:], y[1400:], verbose=0)[1])
+    inference = keras.models.clone_model(model)  # without optimizer state: a smaller file
+    inference.set_weights(model.get_weights())
+    inference.save(HERE / "digits.keras")
+    np.savez_compressed(HERE / "calib.npz", image=x[:200])
+    np.savez_compressed(HERE / "test.npz", image=x[1400:], labels=y[1400:])
+
+
+if __name__ == "__main__":
+    main()

