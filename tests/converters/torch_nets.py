@@ -22,7 +22,7 @@ class DigitsNet(nn.Module):
 
 
 class SpeechGRU(nn.Module):
-    """Speech-style keyword model: 20 frames of 8 features, batch 1 → 10 scores."""
+    """Speech-style keyword model: 6 frames of 8 features, batch 1 → 10 scores."""
 
     def __init__(self, kind="gru"):
         super().__init__()
@@ -36,12 +36,12 @@ class SpeechGRU(nn.Module):
 
 def gru():
     torch.manual_seed(0)
-    return SpeechGRU("gru").eval(), (torch.randn(1, 20, 8),)
+    return SpeechGRU("gru").eval(), (torch.randn(1, 6, 8),)
 
 
 def lstm():
     torch.manual_seed(0)
-    return SpeechGRU("lstm").eval(), (torch.randn(1, 20, 8),)
+    return SpeechGRU("lstm").eval(), (torch.randn(1, 6, 8),)
 
 
 class Sorter(nn.Module):
