@@ -52,19 +52,19 @@ def main():
     show("edgekit --help / python -c pass", r, "≤ 3×")
     results["help_over_python"] = r
 
-    model = str(EXAMPLE / "digits.keras")
+    model = str(EXAMPLE / "models" / "digits.keras")
     bare = tmp / "bare.py"
     bare.write_text(BARE)
-    for recipe, extra in (("none", []), ("int8", ["--quantize", "int8", "--calibration", str(EXAMPLE / "calib.npz")])):
+    for recipe, extra in (("none", []), ("int8", ["--quantize", "int8", "--calibration", str(EXAMPLE / "data" / "calib.npz")])):
         r = paired([*EDGEKIT, "convert", model, "-o", str(tmp / f"ek_{recipe}.tflite"), "--no-validate", *extra],
-                   [sys.executable, str(bare), model, str(tmp / f"bare_{recipe}.tflite"), recipe, str(EXAMPLE / "calib.npz")],
+                   [sys.executable, str(bare), model, str(tmp / f"bare_{recipe}.tflite"), recipe, str(EXAMPLE / "data" / "calib.npz")],
                    runs=args.runs, env=env)
         show(f"edgekit convert --no-validate ({recipe}) / bare TFLiteConverter script", r, "≤ 1.15×")
         results[f"convert_{recipe}_over_bare"] = r
 
     sizes = {}
     fp32 = convert_size(model, tmp / "d.tflite")
-    int8 = convert_size(model, tmp / "d8.tflite", "--quantize", "int8", "--calibration", str(EXAMPLE / "calib.npz"))
+    int8 = convert_size(model, tmp / "d8.tflite", "--quantize", "int8", "--calibration", str(EXAMPLE / "data" / "calib.npz"))
     sizes["digits"] = int8 / fp32
     spec = importlib.util.find_spec("tempocnn")
     if spec:

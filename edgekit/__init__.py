@@ -1,17 +1,35 @@
 """edgekit: quantize, convert, verify and profile models for edge devices.
 
 The Python API mirrors the CLI and returns the same result dicts that `--json` prints:
-`edgekit.convert(...)`. Frameworks are imported on first use, never at `import edgekit`.
+
+    edgekit.convert(model, to="tflite", quantize="int8", calibration=..., data=...)
+    edgekit.validate(reference, candidate, data=..., per_layer=False)
+    edgekit.profile(artifact, target="host", runs=50)
+    edgekit.run("edgekit.yaml")
+
+Frameworks are imported on first use, never at `import edgekit`.
 """
 
 from ._version import __version__
 
-__all__ = ["__version__", "convert"]
+__all__ = ["__version__", "convert", "validate", "profile", "run", "SCHEMA_PATH"]
+
+_API = {
+    "convert": ("build", "convert"),
+    "validate": ("validate", "validate"),
+    "profile": ("profiling", "profile"),
+    "run": ("pipeline", "run"),
+}
 
 
 def __getattr__(name):
-    if name == "convert":
-        from .build import convert
+    if name in _API:
+        import importlib
 
-        return convert
+        module, attr = _API[name]
+        return getattr(importlib.import_module(f"{__name__}.{module}"), attr)
+    if name == "SCHEMA_PATH":
+        from pathlib import Path
+
+        return Path(__file__).parent / "schemas" / "report.schema.json"
     raise AttributeError(f"module 'edgekit' has no attribute {name!r}")

@@ -5,6 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 mkdir -p edgekit-out
-.venv/bin/edgekit convert examples/digits/digits.keras --quantize int8 \
-    --calibration examples/digits/calib.npz --data examples/digits/test.npz \
+.venv/bin/edgekit convert examples/digits/models/digits.keras --quantize int8 \
+    --calibration examples/digits/data/calib.npz --data examples/digits/data/test.npz \
     -o edgekit-out/digits_int8.tflite

@@ -1,6 +1,6 @@
 """Rebuild the bundled example: a small CNN trained on scikit-learn's digits (8×8 grey images).
 
-    python examples/digits/train.py      # writes digits.keras, calib.npz, test.npz beside this file
+    python examples/digits/train.py      # writes models/digits.keras, data/calib.npz, data/test.npz
 """
 
 from pathlib import Path
@@ -35,9 +35,9 @@ def main():
     print("held-out accuracy", model.evaluate(x[1400:], y[1400:], verbose=0)[1])
     inference = keras.models.clone_model(model)  # without optimizer state: a smaller file
     inference.set_weights(model.get_weights())
-    inference.save(HERE / "digits.keras")
-    np.savez_compressed(HERE / "calib.npz", image=x[:200])
-    np.savez_compressed(HERE / "test.npz", image=x[1400:], labels=y[1400:])
+    inference.save(HERE / "models" / "digits.keras")
+    np.savez_compressed(HERE / "data" / "calib.npz", image=x[:200])
+    np.savez_compressed(HERE / "data" / "test.npz", image=x[1400:], labels=y[1400:])
 
 
 if __name__ == "__main__":

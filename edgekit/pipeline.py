@@ -1,0 +1,297 @@
+"""`edgekit run edgekit.yaml`: build a matrix of artifacts, check parity, profile them on each
+target, hold them to budgets, and write report.json / report.md / report.html.
+
+Unchanged inputs (model, data, calibration, options, tool versions) reuse what `out/` already
+holds, artifacts and measurements alike; `force=True` rebuilds and re-measures.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+
+from . import __version__
+from .artifacts import atomic_output, file_sha256, read_manifest
+from .errors import BadInput, CheckFailed, EdgekitError
+from .pipeline_file import BUDGETS, BuildSpec, Pipeline
+from .pipeline_file import load as load_pipeline
+
+SCHEMA_VERSION = 1
+SUFFIX = {"tflite": ".tflite", "executorch": ".pte", "torchscript": ".ptl"}
+KERAS_SUFFIXES = {".keras", ".h5", ".hdf5"}
+TORCH_SUFFIXES = {".pt2", ".pt", ".pth"}
+
+
+def framework_of(p: Pipeline) -> str:
+    """Which framework the model is, without building anything (factories are loaded)."""
+    path = Path(p.model)
+    if path.is_dir():
+        return "tf-savedmodel"
+    if path.suffix.lower() in KERAS_SUFFIXES:
+        return "keras"
+    if path.suffix.lower() == ".pt2":
+        return "torch-exported"
+    if path.suffix.lower() in TORCH_SUFFIXES:
+        return "torchscript" if path.suffix.lower() == ".pt" else "torch"
+    if not path.exists() and ":" in p.model:
+        from .sources import load_model
+
+        return load_model(p.model, p.input_shapes, p.weights).framework
+    raise BadInput(f"{p.path}: model: cannot tell the framework of {p.model}.", "Use a model file or a factory.")
+
+
+def check_builds(p: Pipeline) -> str:
+    """Every build must apply to the model: fail before anything runs."""
+    from edgekit import converters
+
+    if not Path(p.model.rpartition(":")[0] if ":" in p.model and not Path(p.model).exists() else p.model).exists():
+        raise BadInput(f"{p.path}: model: {p.model} does not exist.", "Paths are relative to the pipeline file.")
+    fw = framework_of(p)
+    for b in p.builds:
+        if (b.to, fw) not in converters.TABLE:
+            raise BadInput(f"{p.path}: build {b.name!r}: a {fw} model cannot be built for {b.to}.",
+                           "Remove the build, or change `to:` (" + ", ".join(sorted({t for t, f in converters.TABLE if f == fw})) + ").")
+        module = converters.converter_for(b.to, fw)
+        if b.quantize not in module.RECIPES:
+            raise BadInput(f"{p.path}: build {b.name!r}: quantize {b.quantize} is not available for {fw} → {b.to}.",
+                           "This path supports: " + ", ".join(module.RECIPES))
+        if b.quantize in ("int8", "int16x8") and not (b.calibration or p.calibration):
+            raise BadInput(f"{p.path}: build {b.name!r}: quantize {b.quantize} needs calibration data.",
+                           "Add `calibration: data/calib.npz` at the top or in the build (or `random`, knowingly).")
+    return fw
+
+
+def _hash_path(path: str | None) -> str | None:
+    if not path or path == "random":
+        return path
+    p = Path(path.rpartition(":")[0] if ":" in path and not Path(path).exists() else path)
+    return file_sha256(p) if p.exists() else None
+
+
+def tool_versions() -> dict:
+    from importlib import metadata
+
+    out = {"edgekit": __version__}
+    for dist in ("tensorflow-cpu", "tensorflow", "keras", "torch", "executorch", "ai-edge-litert", "litert-torch",
+                 "ai-edge-quantizer", "torchao", "onnxruntime"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def cache_key(p: Pipeline, b: BuildSpec, versions: dict) -> str:
+    key = {
+        "model": _hash_path(p.model), "weights": _hash_path(p.weights), "data": _hash_path(p.data),
+        "calibration": _hash_path(b.calibration or p.calibration), "input_shapes": {**p.input_shapes, **b.input_shapes},
+        "options": b.options(), "samples": p.samples, "budgets": {**p.budgets, **b.budgets}, "tools": versions,
+    }
+    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def thresholds_from(budgets: dict) -> dict:
+    return {k: budgets[k] for k in ("min_psnr_db", "min_cosine", "min_top1_agreement", "max_accuracy_drop") if k in budgets}
+
+
+def run(pipeline: str | Path | Pipeline, only=None, out=None, force: bool = False, log=lambda m: None,
+        on_build=lambda name, status: None) -> dict:
+    """Run the pipeline; returns the report dict (also written as out/report.{json,md,html})."""
+    p = pipeline if isinstance(pipeline, Pipeline) else load_pipeline(pipeline)
+    if only:
+        wanted = set(only)
+        unknown = wanted - {b.name for b in p.builds}
+        if unknown:
+            raise BadInput(f"--only names builds that {p.path.name} does not have: {', '.join(sorted(unknown))}.",
+                           "Builds: " + ", ".join(b.name for b in p.builds))
+        p.builds = [b for b in p.builds if b.name in wanted]
+    out_dir = Path(out) if out else p.folder / "edgekit-out"
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        probe = out_dir / ".edgekit-write-probe"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise BadInput(f"Cannot write reports to {out_dir}: {exc.strerror or exc}.", "Choose a writable --out DIR.") from exc
+    framework = check_builds(p)
+    versions = tool_versions()
+    report = {
+        "schema_version": SCHEMA_VERSION, "kind": "run", "edgekit": __version__, "pipeline": str(p.path),
+        "model": p.model, "framework": framework, "targets": p.targets, "tools": versions,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "interrupted": False, "builds": [],
+    }
+    try:
+        for b in p.builds:
+            on_build(b.name, "start")
+            entry = _run_build(p, b, out_dir, versions, force, log)
+            report["builds"].append(entry)
+            on_build(b.name, entry["status"])
+    except KeyboardInterrupt:
+        report["interrupted"] = True
+        done = {e["name"] for e in report["builds"]}
+        report["not_run"] = [b.name for b in p.builds if b.name not in done]
+        _finish(report, out_dir)
+        raise
+    _finish(report, out_dir)
+    return report
+
+
+def _finish(report: dict, out_dir: Path) -> None:
+    from .report_files import write_all
+
+    builds = report["builds"]
+    report["passed"] = bool(builds) and all(b["passed"] for b in builds) and not report.get("interrupted")
+    report["failed_budgets"] = sum(1 for b in builds for v in b["budgets"] if not v["passed"])
+    report["failed_builds"] = [b["name"] for b in builds if b["status"] == "failed"]
+    report["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    report["out"] = str(out_dir)
+    write_all(report, out_dir)
+
+
+def _run_build(p: Pipeline, b: BuildSpec, out_dir: Path, versions: dict, force: bool, log) -> dict:
+    folder = out_dir / b.name
+    folder.mkdir(exist_ok=True)
+    artifact = folder / f"{Path(p.model.rpartition(':')[2] if ':' in p.model and not Path(p.model).exists() else p.model).stem}{SUFFIX[b.to]}"
+    key = cache_key(p, b, versions)
+    budgets = {**p.budgets, **b.budgets}
+    entry = {"name": b.name, "options": b.options(), "artifact": str(artifact), "cache_key": key,
+             "status": "built", "notes": [], "error": None, "convert": None, "profiles": [], "budgets": []}
+    convert_result = None if force else _cached_convert(artifact, key, entry["notes"])
+    if convert_result is not None:
+        entry["status"] = "cached"
+        log(f"{b.name}: unchanged, reusing {artifact.name}")
+    else:
+        from .build import convert
+
+        log(f"{b.name}: building {b.to} ({b.quantize})")
+        try:
+            convert_result = convert(
+                p.model, to=b.to, quantize=b.quantize, calibration=b.calibration or p.calibration, data=p.data,
+                io_dtype=b.io_dtype, input_shapes={**p.input_shapes, **b.input_shapes}, allow_tf_ops=b.allow_tf_ops,
+                output=artifact, weights=p.weights, channels_last_io=b.channels_last_io, samples=p.samples,
+                thresholds=thresholds_from(budgets),
+            )
+        except EdgekitError as exc:
+            entry.update(status="failed", passed=False, error={"message": exc.message, "hint": exc.hint, "exit_code": exc.exit_code})
+            return entry
+        _stamp_cache_key(artifact, key)
+    entry["convert"] = convert_result
+    for target in p.targets:
+        try:
+            entry["profiles"].append(_profile(p, artifact, target, force, entry["notes"], log))
+        except EdgekitError as exc:
+            entry["profiles"].append({"target": target, "error": {"message": exc.message, "hint": exc.hint, "exit_code": exc.exit_code}})
+    entry["budgets"] = evaluate_budgets(budgets, convert_result, entry["profiles"], p.targets)
+    entry["passed"] = (all(v["passed"] for v in entry["budgets"])
+                       and not any("error" in pr for pr in entry["profiles"])
+                       and (convert_result.get("parity") or {}).get("passed", True))
+    return entry
+
+
+def _cached_convert(artifact: Path, key: str, notes: list) -> dict | None:
+    manifest = read_manifest(artifact)
+    if not artifact.exists() and manifest is None:
+        return None
+    if manifest is None or not artifact.exists():
+        notes.append(f"cache entry for {artifact.name} was incomplete; rebuilt")
+        return None
+    if manifest.get("cache_key") != key:
+        return None
+    if manifest.get("sha256") != file_sha256(artifact):
+        notes.append(f"cache entry for {artifact.name} was corrupted (hash mismatch); rebuilt")
+        return None
+    result = dict(manifest)
+    result["artifact"] = str(artifact)
+    result.setdefault("kind", "convert")
+    result.setdefault("schema_version", SCHEMA_VERSION)
+    result["cached"] = True
+    return result
+
+
+def _stamp_cache_key(artifact: Path, key: str) -> None:
+    mp = artifact.with_name(artifact.name + ".json")
+    data = json.loads(mp.read_text())
+    data["cache_key"] = key
+    with atomic_output(mp) as tmp:
+        tmp.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def _profile(p: Pipeline, artifact: Path, target: str, force: bool, notes: list, log) -> dict:
+    """Profile on one target; an unchanged artifact on the same target and settings is reused."""
+    from .profiling import profile
+
+    slug = "".join(c if c.isalnum() else "_" for c in target)
+    cache = artifact.with_name(f"profile-{slug}.json")
+    key = {"sha256": file_sha256(artifact), "target": target, "runs": p.runs, "warmup": p.warmup,
+           "threads": p.threads, "edgekit": __version__}
+    if not force and cache.is_file():
+        try:
+            saved = json.loads(cache.read_text())
+            if saved.get("cache") == key:
+                saved["result"]["cached"] = True
+                return saved["result"]
+        except (OSError, ValueError, KeyError):
+            notes.append(f"profile cache {cache.name} was unreadable; re-measured")
+    log(f"profiling {artifact.name} on {target}")
+    result = profile(artifact, target=target, runs=p.runs, warmup=p.warmup, threads=p.threads, data=p.data)
+    with atomic_output(cache) as tmp:
+        tmp.write_text(json.dumps({"cache": key, "result": result}, indent=1, default=str))
+    return result
+
+
+def evaluate_budgets(budgets: dict, conv: dict, profiles: list[dict], targets: list[str]) -> list[dict]:
+    """Each budget → {budget, target?, limit, value, passed, margin}; value None = not measurable."""
+    out = []
+
+    def add(name, value, limit, at_most: bool, target=None, unit=""):
+        passed = value is not None and (value <= limit if at_most else value >= limit)
+        v = {"budget": name, "limit": limit, "value": value, "passed": passed, "unit": unit,
+             "meaning": BUDGETS[name]}
+        if target:
+            v["target"] = target
+        if value is not None:
+            v["margin"] = (limit - value) if at_most else (value - limit)
+        else:
+            v["why"] = "not measured"
+        out.append(v)
+
+    parity = conv.get("parity") or {}
+    outputs = parity.get("outputs", [])
+    for name, limit in budgets.items():
+        if name == "size_mb":
+            add(name, conv["size_bytes"] / 1e6, limit, True, unit="MB")
+        elif name in ("latency_p90_ms", "peak_rss_mb"):
+            per_target = limit if isinstance(limit, dict) else {t: limit for t in targets}
+            for t, lim in per_target.items():
+                prof = next((x for x in profiles if x.get("target") == t or x.get("target_spec") == t), None)
+                value = None
+                if prof and "error" not in prof:
+                    value = prof["latency_ms"]["p90"] if name == "latency_p90_ms" else prof.get("peak_rss_mb")
+                add(name, value, lim, True, target=t, unit="ms" if name == "latency_p90_ms" else "MB")
+        elif name in ("min_psnr_db", "min_cosine"):
+            key = "psnr_db" if name == "min_psnr_db" else "cosine"
+            add(name, min((o[key] for o in outputs), default=None), limit, False, unit="dB" if key == "psnr_db" else "")
+        elif name == "min_top1_agreement":
+            vals = [o["top1_agreement"] for o in outputs if "top1_agreement" in o]
+            add(name, min(vals) if vals else None, limit, False)
+        elif name == "max_accuracy_drop":
+            acc = parity.get("accuracy")
+            add(name, None if not acc else acc["reference"] - acc["candidate"], limit, True)
+        elif name == "min_delegated_fraction":
+            add(name, delegated_fraction(conv, profiles), limit, False)
+    return out
+
+
+def delegated_fraction(conv: dict, profiles: list[dict]) -> float | None:
+    d = conv.get("delegation")
+    if d and d.get("total_ops"):
+        return d["delegated_ops"] / d["total_ops"]
+    for prof in profiles:
+        d = prof.get("delegation") or {}
+        total = d.get("total_nodes") or d.get("total_ops")
+        done = d.get("delegated_nodes") if "delegated_nodes" in d else d.get("delegated_ops")
+        if total:
+            return done / total
+    return None

@@ -1,0 +1,275 @@
+"""`edgekit.yaml`: the pipeline file, parsed and checked with errors that name the line and key.
+
+    model: models/digits.keras        # any MODEL that `edgekit convert` accepts
+    input_shapes: {image: 1x8x8x1}    # optional, as --input-shape
+    data: data/test.npz               # samples for parity (with optional labels)
+    calibration: data/calib.npz       # for int8 builds
+    builds:                           # a list, or {matrix: {to: [...], quantize: [...]}}
+      - {name: fp32, to: tflite}
+      - {name: int8, to: tflite, quantize: int8, io_dtype: int8}
+    targets: [host]                   # the target strings of `edgekit profile`
+    budgets: {size_mb: 5, latency_p90_ms: 20, min_psnr_db: 25}
+
+Paths are relative to the file.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import BadInput
+
+BUDGETS = {
+    "size_mb": "artifact size in MB (10^6 bytes), at most",
+    "latency_p90_ms": "p90 latency in ms on each target, at most (a {target: ms} map for per-target limits)",
+    "min_psnr_db": "parity PSNR of every output, at least",
+    "min_cosine": "parity cosine similarity of every output, at least",
+    "min_top1_agreement": "share of samples whose top-1 class is kept, at least",
+    "max_accuracy_drop": "reference accuracy minus candidate accuracy on the data's labels, at most",
+    "min_delegated_fraction": "share of operators on the accelerated backend (XNNPACK), at least",
+    "peak_rss_mb": "peak resident memory of a profiling run in MB, at most",
+}
+BUILD_KEYS = {"name", "to", "quantize", "io_dtype", "input_shapes", "calibration", "allow_tf_ops",
+              "channels_last_io", "budgets"}
+TOP_KEYS = {"model", "weights", "input_shapes", "data", "calibration", "builds", "targets", "budgets", "runs",
+            "warmup", "threads", "samples"}
+TO = ("tflite", "executorch", "torchscript")
+QUANTIZE = ("none", "fp16", "dynamic-int8", "int8", "int16x8")
+
+
+@dataclass
+class BuildSpec:
+    name: str
+    to: str
+    quantize: str = "none"
+    io_dtype: str = "float32"
+    input_shapes: dict = field(default_factory=dict)
+    calibration: str | None = None
+    allow_tf_ops: bool = False
+    channels_last_io: bool = False
+    budgets: dict = field(default_factory=dict)
+
+    def options(self) -> dict:
+        """What determines the artifact (for the cache key and the report)."""
+        return {"to": self.to, "quantize": self.quantize, "io_dtype": self.io_dtype,
+                "input_shapes": self.input_shapes, "allow_tf_ops": self.allow_tf_ops,
+                "channels_last_io": self.channels_last_io}
+
+
+@dataclass
+class Pipeline:
+    path: Path
+    model: str
+    builds: list[BuildSpec]
+    targets: list[str] = field(default_factory=lambda: ["host"])
+    budgets: dict = field(default_factory=dict)
+    data: str | None = None
+    calibration: str | None = None
+    weights: str | None = None
+    input_shapes: dict = field(default_factory=dict)
+    runs: int = 50
+    warmup: int = 5
+    threads: int = 1
+    samples: int | None = None
+
+    @property
+    def folder(self) -> Path:
+        return self.path.parent
+
+
+class _Located:
+    """Values from the YAML file with the line of each key, for errors that point at it."""
+
+    def __init__(self, path: Path):
+        import yaml
+
+        self.path = path
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise BadInput(f"Cannot read the pipeline file {path}: {exc.strerror}.", "Check the path.") from exc
+        try:
+            self.node = yaml.compose(text, Loader=yaml.SafeLoader)
+            self.data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f"line {mark.line + 1}" if mark else "somewhere"
+            raise BadInput(f"{path}: {where}: not valid YAML ({getattr(exc, 'problem', exc)}).",
+                           "Fix the syntax (indentation, colons, brackets).") from exc
+        self.lines: dict[tuple, int] = {}
+        if self.node is not None:
+            self._index(self.node, ())
+
+    def _index(self, node, at: tuple):
+        import yaml
+
+        self.lines.setdefault(at, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                self.lines[at + (k.value,)] = k.start_mark.line + 1
+                self._index(v, at + (k.value,))
+        elif isinstance(node, yaml.SequenceNode):
+            for i, v in enumerate(node.value):
+                self._index(v, at + (i,))
+
+    def error(self, at: tuple, message: str, hint: str) -> BadInput:
+        line = self.lines.get(at) or self.lines.get(at[:-1]) or 1
+        key = ".".join(str(p) for p in at) or "(top level)"
+        return BadInput(f"{self.path}:{line}: {key}: {message}", hint)
+
+
+def load(path: str | Path) -> Pipeline:
+    path = Path(path)
+    if path.is_dir():
+        path = path / "edgekit.yaml"
+    if not path.is_file():
+        raise BadInput(f"The pipeline file {path} does not exist.",
+                       "Create edgekit.yaml (see the README's pipeline section) or pass its path.")
+    src = _Located(path)
+    d = src.data
+    if not isinstance(d, dict):
+        raise src.error((), "the file must be a mapping of keys (model:, builds:, ...).", "See the README example.")
+    _unknown(src, d, TOP_KEYS, ())
+    if "model" not in d:
+        raise src.error((), "no `model:` key.", "Name the model to build: model: models/net.keras")
+    model = _str(src, d, "model", ())
+    if ":" not in model or (path.parent / model).exists():
+        model = str((path.parent / model))
+    else:  # file.py:factory relative to the pipeline file
+        target, _, func = model.rpartition(":")
+        if target.endswith(".py"):
+            model = f"{path.parent / target}:{func}"
+    rel = lambda v: None if v is None else v if v == "random" else str(path.parent / v)
+    shapes = _shapes(src, d.get("input_shapes"), ("input_shapes",))
+    targets = d.get("targets", ["host"])
+    if not isinstance(targets, list) or not targets or not all(isinstance(t, str) for t in targets):
+        raise src.error(("targets",), "must be a list of target strings.", "targets: [host, ssh://pi@raspberrypi]")
+    budgets = _budgets(src, d.get("budgets", {}), ("budgets",), targets)
+    builds = _builds(src, d.get("builds"), targets, rel)
+    names = [b.name for b in builds]
+    dup = {n for n in names if names.count(n) > 1}
+    if dup:
+        raise src.error(("builds",), f"build names must be unique; repeated: {', '.join(sorted(dup))}.",
+                        "Give each build its own name:")
+    for key in ("runs", "warmup", "threads", "samples"):
+        if key in d and (not isinstance(d[key], int) or isinstance(d[key], bool) or d[key] < (0 if key == "warmup" else 1)):
+            raise src.error((key,), f"must be a positive whole number, not {d[key]!r}.", f"{key}: 10")
+    return Pipeline(
+        path=path.resolve(), model=model, builds=builds, targets=targets, budgets=budgets,
+        data=rel(_opt_str(src, d, "data", ())), calibration=rel(_opt_str(src, d, "calibration", ())),
+        weights=rel(_opt_str(src, d, "weights", ())), input_shapes=shapes,
+        runs=d.get("runs", 50), warmup=d.get("warmup", 5), threads=d.get("threads", 1), samples=d.get("samples"),
+    )
+
+
+def _unknown(src, d: dict, allowed: set, at: tuple):
+    for k in d:
+        if k not in allowed:
+            import difflib
+
+            close = difflib.get_close_matches(str(k), sorted(allowed), n=1)
+            raise src.error(at + (k,), f"unknown key {k!r}.",
+                            (f"Did you mean {close[0]!r}? " if close else "") + "Known keys: " + ", ".join(sorted(allowed)))
+
+
+def _str(src, d, key, at):
+    v = d.get(key)
+    if not isinstance(v, str) or not v:
+        raise src.error(at + (key,), f"must be a non-empty string, not {type(v).__name__} {v!r}.", f"{key}: ...")
+    return v
+
+
+def _opt_str(src, d, key, at):
+    return None if d.get(key) is None else _str(src, d, key, at)
+
+
+def _shapes(src, v, at) -> dict:
+    from .specs import parse_shape
+
+    if v is None:
+        return {}
+    if not isinstance(v, dict):
+        raise src.error(at, "must map input names to shapes.", "input_shapes: {image: 1x224x224x3}")
+    out = {}
+    for name, dims in v.items():
+        try:
+            out[str(name)] = parse_shape(str(dims))[1]
+        except BadInput as exc:
+            raise src.error(at + (name,), exc.message, exc.hint) from None
+    return out
+
+
+def _budgets(src, v, at, targets) -> dict:
+    if not isinstance(v, dict):
+        raise src.error(at, "must be a mapping of budget names to limits.", "budgets: {size_mb: 5, latency_p90_ms: 20}")
+    _unknown(src, v, set(BUDGETS), at)
+    for k, limit in v.items():
+        if k == "latency_p90_ms" and isinstance(limit, dict):
+            for t, ms in limit.items():
+                if t not in targets:
+                    raise src.error(at + (k, t), f"a budget for target {t!r}, which is not in targets ({', '.join(targets)}).",
+                                    "Add the target to `targets:` or remove this budget.")
+                if not _number(ms):
+                    raise src.error(at + (k, t), f"must be a number, not {ms!r}.", f"{t}: 20")
+            continue
+        if not _number(limit):
+            raise src.error(at + (k,), f"must be a number, not {type(limit).__name__} {limit!r}.", f"{k}: {BUDGETS[k]}")
+    return dict(v)
+
+
+def _number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _builds(src, v, targets, rel) -> list[BuildSpec]:
+    at = ("builds",)
+    if v is None:
+        raise src.error((), "no `builds:`.", "builds:\n  - {name: fp32, to: tflite}")
+    if isinstance(v, dict):
+        _unknown(src, v, {"matrix", "budgets"}, at)
+        m = v.get("matrix")
+        if not isinstance(m, dict) or not m:
+            raise src.error(at + ("matrix",), "must map option names to lists of values.",
+                            "builds: {matrix: {to: [tflite, executorch], quantize: [none, int8]}}")
+        _unknown(src, m, BUILD_KEYS - {"name", "budgets"}, at + ("matrix",))
+        keys = list(m)
+        values = [m[k] if isinstance(m[k], list) else [m[k]] for k in keys]
+        items = []
+        for combo in itertools.product(*values):
+            opts = dict(zip(keys, combo))
+            opts["name"] = "-".join(str(c) for c in combo)
+            if "budgets" in v:
+                opts["budgets"] = v["budgets"]
+            items.append((opts, at + ("matrix",)))
+    elif isinstance(v, list) and v:
+        items = [(b, at + (i,)) for i, b in enumerate(v)]
+    else:
+        raise src.error(at, "must be a non-empty list of builds or a {matrix: ...}.", "builds:\n  - {name: fp32, to: tflite}")
+    out = []
+    for b, where in items:
+        if not isinstance(b, dict):
+            raise src.error(where, "each build is a mapping.", "- {name: int8, to: tflite, quantize: int8}")
+        _unknown(src, b, BUILD_KEYS, where)
+        to = b.get("to", "tflite")
+        if to not in TO:
+            raise src.error(where + ("to",), f"unknown target format {to!r}.", "to: " + " | ".join(TO))
+        q = b.get("quantize", "none")
+        if q not in QUANTIZE:
+            raise src.error(where + ("quantize",), f"unknown quantization {q!r}.", "quantize: " + " | ".join(QUANTIZE))
+        name = b.get("name") or f"{to}-{q}"
+        if not isinstance(name, str) or not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
+            raise src.error(where + ("name",), f"{name!r} is not a usable name (it becomes a folder).",
+                            "Use letters, digits, '-', '_' and '.'.")
+        for flag in ("allow_tf_ops", "channels_last_io"):
+            if flag in b and not isinstance(b[flag], bool):
+                raise src.error(where + (flag,), f"must be true or false, not {b[flag]!r}.", f"{flag}: true")
+        out.append(BuildSpec(
+            name=name, to=to, quantize=q, io_dtype=str(b.get("io_dtype", "float32")),
+            input_shapes=_shapes(src, b.get("input_shapes"), where + ("input_shapes",)),
+            calibration=rel(b.get("calibration")), allow_tf_ops=b.get("allow_tf_ops", False),
+            channels_last_io=b.get("channels_last_io", False),
+            budgets=_budgets(src, b.get("budgets", {}), where + ("budgets",), targets),
+        ))
+    return out
