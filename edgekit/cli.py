@@ -206,6 +206,71 @@ def validate(reference, candidate, data, samples, per_layer, preset, min_psnr, m
     raise_for_result(result)
 
 
+@cli.command("run")
+@click.argument("pipeline", required=False, default="edgekit.yaml", metavar="[PIPELINE]")
+@click.option("--only", multiple=True, metavar="NAME", help="Run only this build (repeatable).")
+@click.option("--out", metavar="DIR", help="Output folder (default: edgekit-out/ beside the pipeline file).")
+@click.option("--force", is_flag=True, help="Rebuild and re-measure even when nothing changed.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
+def run_pipeline(pipeline, only, out, force, as_json):
+    """Build, check and profile every build of an edgekit.yaml; exit 1 when a budget fails.
+
+    \b
+    Writes OUT/<build>/ (artifact + manifest), OUT/report.json, report.md (for a CI job
+    summary) and report.html. Unchanged inputs reuse what OUT already holds.
+    """
+    from .pipeline import run as run_it
+    from .report import print_run
+
+    con = console()
+    status = {"built": "[green]built[/]", "cached": "[cyan]cached[/]", "failed": "[red]failed[/]"}
+
+    def on_build(name, state):
+        if state != "start":
+            con.print(f"  {name}: {status.get(state, state)}")
+
+    with stdout_to_stderr(as_json):
+        with con.status("running the pipeline", spinner="dots") if not STATE.quiet else contextlib.nullcontext():
+            try:
+                report = run_it(pipeline, only=only or None, out=out, force=force,
+                                log=lambda m: con.log(m) if STATE.verbose else None, on_build=on_build)
+            except KeyboardInterrupt:
+                con.print("[yellow]Interrupted: the partial report in the output folder says what finished.[/]")
+                raise
+        print_run(con, report)
+    if as_json:
+        emit_json(report)
+    if not report["passed"]:
+        from .errors import CheckFailed
+
+        raise CheckFailed(
+            f"{report['failed_budgets']} budget(s) failed"
+            + (f", build(s) failed: {', '.join(report['failed_builds'])}" if report["failed_builds"] else "") + ".",
+            f"See {report['out']}/report.md.",
+        )
+
+
+@cli.command("report")
+@click.argument("report_json", metavar="REPORT.json")
+@click.option("--format", "fmt", type=click.Choice(["md", "html", "json"]), default="md", show_default=True)
+@click.option("-o", "--output", metavar="PATH", help="Write here instead of stdout.")
+def rerender(report_json, fmt, output):
+    """Re-render a saved report.json as Markdown or HTML."""
+    from .report_files import load_report, to_html, to_json, to_markdown
+
+    report = load_report(report_json)
+    text = {"md": to_markdown, "html": to_html, "json": to_json}[fmt](report)
+    if output:
+        from pathlib import Path
+
+        from .artifacts import atomic_output
+
+        with atomic_output(Path(output).resolve()) as tmp:
+            tmp.write_text(text)
+    else:
+        click.echo(text, nl=False)
+
+
 def main(argv=None):
     try:
         cli.main(args=argv, prog_name="edgekit", standalone_mode=False)

@@ -100,3 +100,33 @@ def print_validate(con, result: dict) -> None:
         else:
             con.print("  [green]no layer crosses the thresholds[/]")
     print_parity(con, result.get("parity"))
+
+
+def print_run(con, report: dict) -> None:
+    from rich.table import Table
+
+    t = Table(title=f"edgekit run · {report['model']}", title_justify="left")
+    for col in ("build", "format", "recipe", "size", "parity", "p90 latency", "budgets", "verdict"):
+        t.add_column(col)
+    for b in report["builds"]:
+        c = b.get("convert") or {}
+        par = c.get("parity") or {}
+        lat = ", ".join(f"{p['target']}: {p['latency_ms']['p90']:.2f} ms" for p in b["profiles"] if "latency_ms" in p)
+        failed = [v for v in b["budgets"] if not v["passed"]]
+        budget_txt = "all hold" if not failed else "; ".join(
+            f"{v['budget']}{'@' + v['target'] if v.get('target') else ''} "
+            + ("not measured" if v["value"] is None else f"{v['value']:.3g} vs {v['limit']:g} (by {abs(v['margin']):.3g})")
+            for v in failed)
+        verdict = ("[red]build failed[/]" if b["status"] == "failed" else
+                   ("[green]pass[/]" if b.get("passed") else "[red]FAIL[/]") + (" (cached)" if b["status"] == "cached" else ""))
+        t.add_row(b["name"], b["options"]["to"], b["options"]["quantize"],
+                  _size(c.get("size_bytes")) if c else "—",
+                  "—" if not par else ("pass" if par["passed"] else "FAIL"), lat or "—",
+                  budget_txt if b["budgets"] else "—", verdict)
+    con.print(t)
+    for b in report["builds"]:
+        if b.get("error"):
+            con.print(f"[red]{b['name']}:[/] {b['error']['message']}\n  {b['error'].get('hint') or ''}")
+        for n in b.get("notes", []):
+            con.print(f"[yellow]{b['name']}:[/] {n}")
+    con.print(f"reports: {report['out']}/report.json · report.md · report.html")
