@@ -246,3 +246,47 @@ def test_wrong_dtype_empty_npz_and_not_an_artifact(cli, keras_digits, digits, ar
     assert "not an artifact" in r.stderr
     r = cli("validate", keras_digits["keras"], tmp_path / "missing.tflite")
     assert r.exit_code == 2 and "does not exist" in r.stderr
+
+
+# -- .pte candidates (output level; per-layer for .pte is not available yet) ---------------------
+
+TORCH_FACTORY = '''
+import torch
+from torch import nn
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 8, 3, padding=1)
+        self.conv2 = nn.Conv2d(8, 8, 3, padding=1)
+        self.fc = nn.Linear(8 * 8 * 8, 10)
+
+    def forward(self, image):
+        return self.fc(torch.relu(self.conv2(torch.relu(self.conv1(image)))).flatten(1))
+
+
+def build():
+    torch.manual_seed(0)
+    return Net().eval(), (torch.zeros(1, 1, 8, 8),)
+
+
+def perturbed():
+    net, example = build()
+    with torch.no_grad():
+        net.conv2.weight.add_(0.05 * net.conv2.weight.std() * torch.randn_like(net.conv2.weight))
+    return net, example
+'''
+
+
+def test_pte_candidate_passes_and_perturbed_fails(cli, tmp_path):
+    (tmp_path / "tnet.py").write_text(TORCH_FACTORY)
+    convert(f"{tmp_path / 'tnet.py'}:build", to="executorch", output=tmp_path / "net.pte", validate=False)
+    convert(f"{tmp_path / 'tnet.py'}:perturbed", to="executorch", output=tmp_path / "bad.pte", validate=False)
+    ok = cli("validate", f"{tmp_path / 'tnet.py'}:build", tmp_path / "net.pte", "--samples", 16, "--json")
+    assert ok.exit_code == 0, ok
+    assert ok.json()["candidate"]["format"] == "executorch" and ok.json()["parity"]["outputs"][0]["psnr_db"] > 60
+    bad = cli("validate", f"{tmp_path / 'tnet.py'}:build", tmp_path / "bad.pte", "--samples", 16, "--json")
+    assert bad.exit_code == 1, bad
+    r = cli("validate", f"{tmp_path / 'tnet.py'}:build", tmp_path / "bad.pte", "--per-layer")
+    assert r.exit_code == 2 and "not available for executorch" in r.stderr
