@@ -246,6 +246,11 @@ def _load_weights(module, weights: str, origin: str) -> None:
 
 
 def _forward_names(module, example) -> list[str]:
+    schema = getattr(getattr(module, "forward", None), "schema", None)  # a TorchScript method
+    if schema is not None:
+        names = [a.name for a in schema.arguments[1:]]
+        if names and (example is None or len(names) == len(example)):
+            return names
     try:
         params = list(inspect.signature(module.forward).parameters.values())
     except (TypeError, ValueError):

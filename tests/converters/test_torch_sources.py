@@ -42,9 +42,12 @@ def test_weights_that_do_not_match_the_class_list_the_keys(cli, nets, torch_digi
 
 
 def test_pickled_checkpoint_is_refused_not_unpickled(cli, torch_digits, tmp_path):
+    import argparse
+
     import torch
 
-    torch.save(torch_digits["model"], tmp_path / "whole_model.pt")  # pickles the class, not only tensors
+    hparams = argparse.Namespace(lr=0.003, epochs=15)  # a common checkpoint extra: a pickled object
+    torch.save({"state_dict": torch_digits["model"].state_dict(), "hparams": hparams}, tmp_path / "whole_model.pt")
     r = cli("convert", torch_digits["spec"], "--weights", tmp_path / "whole_model.pt", "--input-shape",
             "image=1x1x8x8", "--to", "executorch", "-o", tmp_path / "m.pte")
     assert r.exit_code == 2, r
