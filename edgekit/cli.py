@@ -172,9 +172,12 @@ def _progress(con):
 @click.option("--max-accuracy-drop", type=float, metavar="X", help="Fail when accuracy on labels drops more (0..1).")
 @click.option("--input-shape", "input_shapes", multiple=True, metavar="NAME=1x224x224x3",
               help="Fix a dynamic input shape of the reference model (repeat per input).")
+@click.option("--target", "-t", default=None, metavar="TARGET",
+              help="Run the candidate there (host, ssh://user@host[:port], qemu-arm64[:ROOTFS]); the reference runs here.")
+@click.option("--accept-new-host-key", is_flag=True, help="SSH: trust an unknown host key and record it in known_hosts.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 def validate(reference, candidate, data, samples, per_layer, preset, min_psnr, max_abs, min_cosine,
-             min_top1_agreement, max_accuracy_drop, input_shapes, as_json):
+             min_top1_agreement, max_accuracy_drop, input_shapes, as_json, target=None, accept_new_host_key=False):
     """Check that CANDIDATE (an artifact) computes what REFERENCE computes.
 
     \b
@@ -199,6 +202,7 @@ def validate(reference, candidate, data, samples, per_layer, preset, min_psnr, m
             thresholds={k: v for k, v in thresholds.items() if v is not None}, preset=preset,
             input_shapes=input_shapes, progress=progress,
             log=lambda m: con.log(m) if STATE.verbose else None,
+            target=target, target_options={"accept_new_host_key": accept_new_host_key} if target else None,
         )
         print_validate(con, result)
     if as_json:
@@ -269,6 +273,103 @@ def rerender(report_json, fmt, output):
             tmp.write_text(text)
     else:
         click.echo(text, nl=False)
+
+
+TARGET_HELP = "host (default), ssh://user@host[:port] or qemu-arm64[:ROOTFS]."
+
+
+@cli.command("profile")
+@click.argument("artifact")
+@click.option("--target", "-t", default="host", show_default=True, metavar="TARGET", help="Where to run: " + TARGET_HELP)
+@click.option("--runs", type=click.IntRange(1), default=50, show_default=True, help="Timed runs.")
+@click.option("--warmup", type=click.IntRange(0), default=5, show_default=True, help="Untimed runs first.")
+@click.option("--threads", type=click.IntRange(1), help="Runtime threads (default: the target's core count).")
+@click.option("--data", metavar="DATA", help="Inputs (.npy, .npz, image folder); default random by the input specs.")
+@click.option("--no-ops", is_flag=True, help="Skip per-operator times (ExecuTorch ETDump, onnxruntime profiler).")
+@click.option("--accept-new-host-key", is_flag=True, help="SSH: trust an unknown host key and record it in known_hosts.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+def profile_cmd(artifact, target, runs, warmup, threads, data, no_ops, accept_new_host_key, as_json):
+    """Measure ARTIFACT where it will run: latency distribution, init, first inference, peak
+    memory, delegate coverage, per-operator times where the runtime gives them.
+
+    \b
+    Each measurement runs in a fresh process with a fixed thread count. Exit 4 when the
+    target cannot be reached or lacks the runtime (the message says what to install).
+
+    \b
+    Examples:
+      edgekit profile model.tflite --runs 100 --threads 4
+      edgekit profile model.pte --target ssh://pi@raspberrypi.local --json
+      edgekit profile model.tflite --target qemu-arm64
+    """
+    from .profiling import profile
+    from .report import print_profile
+
+    con = console()
+    with stdout_to_stderr(as_json):
+        with con.status(f"profiling on {target}", spinner="dots") if not STATE.quiet else contextlib.nullcontext():
+            result = profile(artifact, target=target, runs=runs, warmup=warmup, threads=threads, data=data,
+                             ops=not no_ops, accept_new_host_key=accept_new_host_key)
+        print_profile(con, result)
+    if as_json:
+        emit_json(result)
+
+
+@cli.group("devices")
+def devices():
+    """Check the devices edgekit can run on."""
+
+
+@devices.command("check")
+@click.argument("target", default="host")
+@click.option("--accept-new-host-key", is_flag=True, help="SSH: trust an unknown host key and record it in known_hosts.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+def devices_check(target, accept_new_host_key, as_json):
+    """Is TARGET reachable, what runtimes does it have, and what to install for the rest.
+
+    TARGET is """ + TARGET_HELP
+    from edgekit import targets
+
+    from .report import print_device_check
+
+    con = console()
+    with stdout_to_stderr(as_json):
+        result = targets.get(target, accept_new_host_key=accept_new_host_key).check()
+        print_device_check(con, result)
+    if as_json:
+        emit_json(result)
+
+
+@cli.group("emulator")
+def emulator():
+    """Emulated boards for running artifacts on ARM without hardware."""
+
+
+@emulator.command("create")
+@click.argument("kind", type=click.Choice(["rpi"]))
+@click.option("--dir", "dest", metavar="DIR", help="Where to build it (default: ~/.cache/edgekit/emulators/rpi).")
+@click.option("--no-executorch", is_flag=True, help="Only ai-edge-litert (skips torch: ~700 MB less).")
+@click.option("--force", is_flag=True, help="Rebuild even when a matching one exists.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+def emulator_create(kind, dest, no_executorch, force, as_json):
+    """Build an emulated 64-bit Raspberry Pi: arm64 Debian + Python 3.11 + ai-edge-litert and
+    ExecuTorch, run with qemu-user (needs root, mmdebstrap, qemu-user-static, binfmt-support).
+
+    Use it with --target qemu-arm64[:DIR]. Its timings are emulated (200–600× slower than a board).
+    """
+    from edgekit.targets import qemu
+
+    con = console()
+    runtimes = ("litert",) if no_executorch else ("litert", "executorch")
+    with stdout_to_stderr(as_json):
+        with con.status("building the emulated board", spinner="dots") if not STATE.quiet else contextlib.nullcontext():
+            result = qemu.create(kind, dest, runtimes=runtimes, force=force, log=con.log)
+        where = result["path"]
+        con.print(f"[green]{'found' if result['cached'] else 'built'}[/] {kind} at {where} "
+                  f"({', '.join(result['runtimes'])}); use --target qemu-arm64"
+                  + ("" if dest is None else f":{where}"))
+    if as_json:
+        emit_json(result)
 
 
 def main(argv=None):

@@ -130,3 +130,52 @@ def print_run(con, report: dict) -> None:
         for n in b.get("notes", []):
             con.print(f"[yellow]{b['name']}:[/] {n}")
     con.print(f"reports: {report['out']}/report.json · report.md · report.html")
+
+
+def print_profile(con, result: dict) -> None:
+    """`edgekit profile`: one line per measurement, delegation, top operators, the machine."""
+    from rich.table import Table
+
+    print_warnings(con, result)
+    lat, dev = result["latency_ms"], result["device"]
+    emu = " [bold yellow](EMULATED: not device speed)[/]" if result.get("emulated") else ""
+    con.print(f"[bold]{result['artifact']}[/] {result['format']} · {_size(result['size_bytes'])} · "
+              f"{result['runtime']['name']} {result['runtime'].get('version') or ''} on "
+              f"[bold]{result['target']}[/]{emu}")
+    t = Table(title=f"latency · {result['runs']} runs after {result['warmup']} warm-up · {result['threads']} thread(s)",
+              title_justify="left")
+    for col in ("min", "p50", "p90", "p99", "mean", "std", "max"):
+        t.add_column(col + " ms", justify="right")
+    t.add_row(*(f"{lat[k]:.4g}" for k in ("min", "p50", "p90", "p99", "mean", "std", "max")))
+    con.print(t)
+    con.print(f"  init {result['init_ms']:.4g} ms · first inference {result['first_inference_ms']:.4g} ms · "
+              f"peak RSS {_num(result['peak_rss_mb'], '.1f')} MB")
+    d = result.get("delegation")
+    if d and "total_ops" in d:
+        con.print(f"  {d.get('backend', 'delegate')}: {d['delegated_ops']}/{d['total_ops']} ops delegated"
+                  + (f" · on reference kernels: {', '.join(d['not_delegated'])}" if d.get("not_delegated") else ""))
+    elif d and "delegated_kernels" in d:
+        con.print(f"  {d.get('backend', 'delegate')}: {d['delegated_kernels']} delegated kernel(s) in "
+                  f"{d['delegate_calls']} call(s), {d['portable_ops']} portable op(s)"
+                  + (f": {', '.join(d['not_delegated'])}" if d.get("not_delegated") else ""))
+    ops = result.get("ops")
+    if ops and ops.get("by_type"):
+        t = Table(title="time by operator type (mean per run)", title_justify="left")
+        for col in ("operator", "count", "ms", "share"):
+            t.add_column(col, justify="left" if col == "operator" else "right")
+        for row in ops["by_type"][:10]:
+            t.add_row(row["type"], str(row["count"]), f"{row['total_ms']:.3g}", f"{100 * row['share']:.1f}%")
+        con.print(t)
+    con.print(f"  device: {dev.get('cpu') or dev.get('machine')} · {dev.get('cores')} cores · {dev.get('os')} · "
+              f"{dev.get('machine')} · Python {dev.get('python')}")
+
+
+def print_device_check(con, result: dict) -> None:
+    dev = result["device"]
+    emu = " (emulated)" if result.get("emulated") else ""
+    con.print(f"[bold]{result['target']}[/]{emu}: reachable · {dev.get('machine')} · {dev.get('cpu')} · "
+              f"{dev.get('cores')} cores · {dev.get('os')} · Python {dev.get('python')} ({result['python']})")
+    con.print(f"  numpy: {result['numpy'] or '[red]missing[/]'}")
+    for fmt, f in result["formats"].items():
+        state = f"[green]{f['module']}[/]" if f["available"] else "[red]missing[/]"
+        con.print(f"  {fmt}: {state}" + ("" if f["available"] else f" · install: {f['install']}"))

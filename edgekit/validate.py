@@ -281,6 +281,7 @@ def validate(
     preset: str | None = None,
     input_shapes=(),
     threads: int | None = None,
+    target_options: dict | None = None,
     progress=None,
     log=lambda msg: None,
 ) -> dict:
@@ -289,9 +290,7 @@ def validate(
     Returns the result dict that `--json` prints; `passed` false is a failed check (the CLI
     exits 1), bad input raises BadInput (exit 2).
     """
-    if target not in (None, "host", "local"):
-        raise BadInput(f"validate --target {target} is not available yet.",
-                       "Run on the host (omit --target), or profile on the device with edgekit profile.")
+    on_target = target not in (None, "host", "local")
     if preset is not None and preset not in parity_mod.PRESETS:
         raise BadInput(f"Unknown preset {preset!r}.", "Choose one of: " + ", ".join(parity_mod.PRESETS))
     cand_path = Path(str(candidate))
@@ -320,6 +319,13 @@ def validate(
         data_samples = load_samples(data, ref.inputs, n_random=32, what="validation data")
     notes += [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
     data_samples = data_samples.take(samples)
+    if on_target:  # the candidate's outputs are computed on the target, by the device agent
+        from edgekit.targets import on_target_session
+
+        log(f"Running the candidate on {target}")
+        t0 = time.perf_counter()
+        session = on_target_session(target, cand_path, session, data_samples, threads=threads, **(target_options or {}))
+        timings["target_s"] = time.perf_counter() - t0
     out_map, how = match_outputs(ref, session, data_samples, in_map)
 
     timed = {"reference_s": 0.0}
@@ -356,6 +362,7 @@ def validate(
         "kind": "validate",
         "passed": parity["passed"],
         "reference": ref.describe(),
+        "target": target or "host",
         "candidate": {"artifact": str(cand_path), "format": cand_format, "precision": precision,
                       "precision_from": precision_from,
                       "inputs": [s.to_dict() for s in session.inputs],

@@ -1,0 +1,193 @@
+"""Profiling: the result shape of `edgekit profile` and the host half of the device agent.
+
+The measuring itself happens in `edgekit/agent/edgekit_agent.py`, a standalone file that runs
+in a fresh process on the host, on a board over SSH, or inside an emulated arm64 root
+filesystem. Its statistics are imported from there, so there is exactly one copy of them. The
+targets (edgekit.targets) move files and run the agent; this module prepares its inputs,
+parses what it prints and turns it into the `profile` result dict:
+
+    schema_version, kind="profile", target, emulated, artifact, format, runtime,
+    latency_ms {min, p50, p90, p99, mean, std, max}, init_ms, first_inference_ms,
+    peak_rss_mb, size_bytes, threads, runs, warmup, delegation, ops, device, warnings
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .agent import edgekit_agent as agent
+from .artifacts import format_of, read_manifest
+from .errors import BadInput, CheckFailed, EdgekitError, MissingDependency, TargetUnreachable
+
+latency_stats = agent.latency_stats
+percentile = agent.percentile
+SCHEMA_VERSION = agent.SCHEMA_VERSION
+AGENT_PATH = Path(agent.__file__)
+AGENT_NAME = "edgekit_agent.py"
+LATENCY_KEYS = ("min", "p50", "p90", "p99", "mean", "std", "max")
+
+
+@dataclass
+class ProfileSettings:
+    runs: int = 50
+    warmup: int = 5
+    threads: int | None = None
+    data: str | None = None
+    ops: bool = True  # per-operator times where the runtime gives them (ExecuTorch ETDump, onnxruntime)
+    timeout_s: float = 1800.0
+
+    def agent_args(self, model: str, inputs: str | None) -> list[str]:
+        args = ["profile", model, "--runs", str(self.runs), "--warmup", str(self.warmup)]
+        if self.threads:
+            args += ["--threads", str(self.threads)]
+        if inputs:
+            args += ["--inputs", inputs]
+        if self.ops:
+            args.append("--ops")
+        return args
+
+
+def check_artifact(path) -> Path:
+    p = Path(str(path))
+    if not p.is_file():
+        raise BadInput(f"The artifact {p} does not exist.", "Pass a .tflite, .pte, .ptl or .onnx file.")
+    format_of(p)  # BadInput for anything else
+    return p
+
+
+def input_specs(artifact: Path):
+    """The artifact's input specs: from its manifest when edgekit wrote one, else by loading it."""
+    from .specs import TensorSpec
+
+    manifest = read_manifest(artifact) or {}
+    if manifest.get("inputs"):
+        return [TensorSpec.from_dict(s) for s in manifest["inputs"]]
+    from .runtimes import load
+
+    return load(artifact).inputs
+
+
+def write_inputs(artifact: Path, data, dest: Path, limit: int = 16) -> Path | None:
+    """--data as an .npz the agent reads (float values keyed by input name; the agent quantizes
+    for int8 inputs). None when the agent should make random inputs by spec."""
+    if data is None or str(data) == "random":
+        return None
+    from .data import load_samples
+
+    specs = input_specs(artifact)
+    float_specs = [type(s)(s.name, s.shape, "float32" if s.is_quantized else s.dtype) for s in specs]
+    samples = load_samples(data, float_specs, what="profiling data").take(limit)
+    from .parity import adapt_layout
+
+    arrays = {s.name: adapt_layout(samples.inputs[s.name], s.shape) for s in specs}
+    np.savez(dest, **arrays)
+    return dest
+
+
+def parse_agent_output(stdout: str, stderr: str, code: int, where: str) -> dict:
+    """The agent's result payload, or the EdgekitError it stands for."""
+    line = next((l for l in reversed(stdout.splitlines()) if l.startswith(agent.RESULT_PREFIX)), None)
+    if line is None:
+        tail = " | ".join(l for l in stderr.strip().splitlines()[-4:])
+        if code < 0 or code >= 128:
+            raise CheckFailed(f"The device agent on {where} was killed (exit {code}) before it reported.",
+                              ("Last output: " + tail) if tail else "Run with --debug for the agent's output.")
+        raise TargetUnreachable(f"The device agent on {where} exited {code} without a result.",
+                                ("Last output: " + tail) if tail else "Check the Python on the target.")
+    payload = json.loads(line[len(agent.RESULT_PREFIX):])
+    if payload.get("ok"):
+        return payload
+    err = payload.get("error", {})
+    kind, msg, hint = err.get("kind"), err.get("message", "agent failed"), err.get("hint")
+    if kind == "missing_dependency":
+        raise TargetUnreachable(f"{where}: {msg}", f"Install it on the target: {hint}" if hint else None)
+    if kind == "bad_input":
+        raise BadInput(f"{where}: {msg}", hint)
+    raise CheckFailed(f"{where}: {msg}", hint)
+
+
+def build_result(payload: dict, *, target: str, artifact: Path, emulated: bool = False,
+                 transport: dict | None = None) -> dict:
+    """The agent's measurement → the stable `profile` result (plus warnings worth a human's eye)."""
+    r = payload["result"]
+    warnings: list[str] = list(r.get("notes", []))
+    delegation = r.get("delegation")
+    manifest = read_manifest(artifact) or {}
+    if delegation is None and manifest.get("extra", {}).get("delegation"):
+        delegation = dict(manifest["extra"]["delegation"], source="manifest")
+    if delegation is None and manifest.get("delegation"):
+        delegation = dict(manifest["delegation"], source="manifest")
+    if delegation and delegation.get("not_delegated"):
+        counts = delegation.get("not_delegated_counts") or {}
+        ops = ", ".join(f"{k}×{counts[k]}" if counts.get(k) else k for k in delegation["not_delegated"])
+        where = "TFLite reference kernels" if r["format"] in ("tflite", "edgetpu") else "portable kernels"
+        warnings.append(f"Not on {delegation.get('backend', 'the delegate')}: {ops} run on {where} (slow path).")
+    if emulated:
+        warnings.append("Timings are emulated (qemu-user on this host): 200–600× slower than a board; use them "
+                        "for function and parity, never as device speed.")
+    if r.get("input_source") == "random":
+        warnings.append("Inputs are random by spec (pass --data for real samples).")
+    result = {
+        "schema_version": SCHEMA_VERSION,
+        "kind": "profile",
+        "target": target,
+        "emulated": emulated,
+        "artifact": str(artifact),
+        "format": r["format"],
+        "runtime": {"name": r["runtime"], "version": r.get("runtime_version")},
+        "latency_ms": {k: r["latency_ms"][k] for k in LATENCY_KEYS},
+        "init_ms": r["init_ms"],
+        "import_ms": r.get("import_ms"),
+        "first_inference_ms": r["first_inference_ms"],
+        "peak_rss_mb": r["peak_rss_mb"],
+        "baseline_rss_mb": r.get("baseline_rss_mb"),
+        "size_bytes": r["size_bytes"],
+        "threads": r["threads"],
+        "runs": r["runs"],
+        "warmup": r["warmup"],
+        "inputs": r.get("inputs", []),
+        "input_source": r.get("input_source"),
+        "delegation": delegation,
+        "ops": r.get("ops"),
+        "device": r["device"],
+        "samples_ms": r.get("samples_ms", []),
+        "agent_wall_s": payload.get("agent_wall_s"),
+        "warnings": warnings,
+    }
+    if transport:
+        result["transport"] = transport
+    return result
+
+
+def check_stats(latency: dict) -> bool:
+    """min ≤ p50 ≤ p90 ≤ p99 ≤ max: what any consumer of the result may rely on."""
+    keys = ("min", "p50", "p90", "p99", "max")
+    return all(latency[a] <= latency[b] for a, b in zip(keys, keys[1:]))
+
+
+class Timer:
+    def __enter__(self):
+        self.t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        self.s = time.perf_counter() - self.t0
+
+
+def profile(artifact, target: str | None = "host", *, runs: int = 50, warmup: int = 5, threads: int | None = None,
+            data=None, ops: bool = True, accept_new_host_key: bool = False, python: str | None = None) -> dict:
+    """Profile ARTIFACT on TARGET (host, ssh://user@host[:port], qemu-arm64[:ROOTFS]) → the result dict.
+
+    The entry for the face (CLI, pipeline); targets are looked up through their registry."""
+    from edgekit import targets
+
+    if runs < 1 or warmup < 0:
+        raise BadInput("--runs must be ≥ 1 and --warmup ≥ 0.")
+    settings = ProfileSettings(runs=runs, warmup=warmup, threads=threads, data=data, ops=ops)
+    t = targets.get(target or "host", accept_new_host_key=accept_new_host_key, python=python)
+    return t.profile(artifact, settings)

@@ -1,0 +1,206 @@
+"""Target fixtures: artifacts converted by edgekit itself, and a real OpenSSH server on
+127.0.0.1 (generated host and user keys, key-only auth, a high port) standing in for a board."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_cli
+from tests.converters.conftest import nets, torch_digits  # noqa: F401  (re-exported fixtures)
+
+SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
+
+
+@pytest.fixture(scope="session")
+def digits_tflite(keras_digits, digits_files, tmp_path_factory):
+    d = tmp_path_factory.mktemp("digits-tflite")
+    out = d / "digits.tflite"
+    r = run_cli("convert", keras_digits["keras"], "-o", out, "--data", digits_files / "test.npz", "--samples", "32")
+    assert r.exit_code == 0, r
+    return out
+
+
+@pytest.fixture(scope="session")
+def digits_pte(torch_digits, tmp_path_factory):  # noqa: F811
+    d = tmp_path_factory.mktemp("digits-pte")
+    out = d / "digits.pte"
+    r = run_cli("convert", *torch_digits["args"], "--to", "executorch", "-o", out,
+                "--data", torch_digits["test"], "--samples", "32")
+    assert r.exit_code == 0, r
+    return out
+
+
+@pytest.fixture(scope="session")
+def cumsum_tflite(tmp_path_factory):
+    """A real TFLite graph with one op XNNPACK does not take (CUMSUM between two delegated runs)."""
+    import tensorflow as tf
+
+    class M(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([1, 16], tf.float32, name="x")])
+        def f(self, x):
+            y = tf.nn.relu(x * 2.0 + 1.0)
+            return {"out": tf.nn.softmax(tf.math.cumsum(y, axis=1) * 3.0 + 1.0)}
+
+    m = M()
+    conv = tf.lite.TFLiteConverter.from_concrete_functions([m.f.get_concrete_function()], m)
+    out = tmp_path_factory.mktemp("cumsum") / "cumsum.tflite"
+    out.write_bytes(conv.convert())
+    return out
+
+
+# -- a real sshd ---------------------------------------------------------------------------------
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _keygen(path: Path) -> str:
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
+    return path.with_suffix(".pub").read_text().strip()
+
+
+class Sshd:
+    def __init__(self, root: Path):
+        self.root = root
+        self.board_tmp = root / "board-tmp"  # the board's $TMPDIR, where edgekit-* folders go
+        self.board_tmp.mkdir()
+        self.port = _free_port()
+        self.user = _user()
+        self.host_pub = _keygen(root / "host_ed25519")
+        self.user_key = root / "user_ed25519"
+        (root / "authorized_keys").write_text(_keygen(self.user_key) + "\n")
+        (root / "sshd_config").write_text(f"""
+Port {self.port}
+ListenAddress 127.0.0.1
+HostKey {root}/host_ed25519
+PidFile {root}/sshd.pid
+AuthorizedKeysFile {root}/authorized_keys
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin prohibit-password
+UsePAM no
+StrictModes no
+SetEnv TMPDIR={self.board_tmp}
+Subsystem sftp internal-sftp
+LogLevel VERBOSE
+""")
+        Path("/run/sshd").mkdir(parents=True, exist_ok=True) if os.geteuid() == 0 else None
+        self.log = open(root / "sshd.log", "w")
+        self.proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(root / "sshd_config")], stdout=self.log,
+                                     stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                if self.proc.poll() is not None:
+                    break
+                time.sleep(0.02)
+        raise RuntimeError("sshd did not start: " + (root / "sshd.log").read_text())
+
+    def session_pids(self) -> list[int]:
+        """sshd's per-connection processes (children of the listener, and theirs)."""
+        kids = {}
+        for p in Path("/proc").iterdir():
+            if p.name.isdigit():
+                try:
+                    stat = (p / "stat").read_text()
+                    ppid = int(stat.rsplit(")", 1)[1].split()[1])
+                    kids.setdefault(ppid, []).append(int(p.name))
+                except (OSError, ValueError, IndexError):
+                    pass
+        out, todo = [], list(kids.get(self.proc.pid, []))
+        while todo:
+            pid = todo.pop()
+            try:
+                if "sshd" in Path(f"/proc/{pid}/comm").read_text():
+                    out.append(pid)
+                    todo.extend(kids.get(pid, []))
+            except OSError:
+                pass
+        return out
+
+    def leftovers(self) -> list[str]:
+        return sorted(p.name for p in self.board_tmp.glob("edgekit-*"))
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+
+def _user() -> str:
+    import getpass
+
+    return getpass.getuser()
+
+
+@pytest.fixture(scope="session")
+def sshd(tmp_path_factory):
+    if not os.path.exists(SSHD):
+        pytest.fail("OpenSSH server not installed: run scripts/system-deps.sh (apt-get install openssh-server)")
+    server = Sshd(tmp_path_factory.mktemp("sshd"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def ssh_home(sshd, tmp_path, monkeypatch):
+    """A HOME whose ~/.ssh/config names the board `board` (HostName, Port, User, IdentityFile,
+    UserKnownHostsFile), with its host key already trusted."""
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    known = home / ".ssh" / "known_hosts"
+    known.write_text(f"[127.0.0.1]:{sshd.port} {' '.join(sshd.host_pub.split()[:2])}\n")
+    (home / ".ssh" / "config").write_text(f"""
+Host board
+    HostName 127.0.0.1
+    Port {sshd.port}
+    User {sshd.user}
+    IdentityFile {sshd.user_key}
+    UserKnownHostsFile {known}
+""")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+    monkeypatch.delenv("EDGEKIT_SSH_PYTHON", raising=False)
+    return home
+
+
+@pytest.fixture(scope="session")
+def board_python():
+    """The Python the "board" runs: this venv's, which has numpy and ai-edge-litert."""
+    return sys.executable
+
+
+@pytest.fixture(scope="session")
+def bare_python(tmp_path_factory):
+    """A Python on the board with numpy but no runtime at all (a venv + a folder holding only numpy)."""
+    import numpy
+
+    d = tmp_path_factory.mktemp("bare-python")
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(d / "venv")], check=True)
+    site = d / "site"
+    site.mkdir()
+    src = Path(numpy.__file__).parent
+    (site / "numpy").symlink_to(src)
+    if (src.parent / "numpy.libs").exists():
+        (site / "numpy.libs").symlink_to(src.parent / "numpy.libs")
+    pth = next((d / "venv" / "lib").glob("python3*")) / "site-packages" / "numpy-only.pth"
+    pth.write_text(str(site) + "\n")
+    return d / "venv" / "bin" / "python"

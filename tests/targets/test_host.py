@@ -1,0 +1,125 @@
+"""`edgekit profile` on the host: the agent in a fresh subprocess, real artifacts converted by edgekit."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from edgekit import profiling
+from edgekit.agent import edgekit_agent as agent
+
+KEYS = {"schema_version", "kind", "target", "artifact", "latency_ms", "init_ms", "first_inference_ms", "peak_rss_mb",
+        "size_bytes", "threads", "runs", "delegation", "ops", "device"}
+
+
+def _ordered(lat):
+    return lat["min"] <= lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["max"] and lat["std"] >= 0
+
+
+def _schema_ok(result):
+    import jsonschema
+
+    from pathlib import Path
+
+    schema = json.loads((Path(profiling.__file__).parent / "schemas" / "report.schema.json").read_text())
+    jsonschema.validate(result, {**schema, "$ref": "#/$defs/profile"})
+
+
+def test_profile_tflite_json(cli, digits_tflite):
+    r = cli("profile", digits_tflite, "--runs", "40", "--warmup", "3", "--threads", "1", "--json")
+    assert r.exit_code == 0, r
+    res = r.json()
+    assert KEYS <= set(res)
+    assert res["kind"] == "profile" and res["target"] == "host" and res["emulated"] is False
+    assert _ordered(res["latency_ms"]) and res["runs"] == 40 and len(res["samples_ms"]) == 40
+    assert res["threads"] == 1 and res["size_bytes"] == digits_tflite.stat().st_size
+    assert res["init_ms"] > 0 and res["first_inference_ms"] > 0 and res["peak_rss_mb"] > 10
+    d = res["delegation"]
+    assert d["backend"] == "XNNPACK" and d["total_ops"] >= 5 and d["delegated_ops"] == d["total_ops"]
+    assert d["not_delegated"] == []
+    assert res["device"]["cores"] >= 1 and res["device"]["runtimes"]["ai-edge-litert"]
+    assert res["runtime"]["name"] == "ai_edge_litert"
+    _schema_ok(res)
+    assert "latency" in r.stderr and "XNNPACK" in r.stderr  # the human table goes to stderr
+
+
+def test_profile_pte_with_ops(cli, digits_pte):
+    r = cli("profile", digits_pte, "--runs", "30", "--json")
+    assert r.exit_code == 0, r
+    res = r.json()
+    assert res["format"] == "executorch" and _ordered(res["latency_ms"])
+    d = res["delegation"]
+    assert d is not None and d["backend"] == "XNNPACK"
+    assert d["delegate_calls"] >= 1 and d["delegated_kernels"] >= 1 and d["source"] == "etdump"
+    ops = res["ops"]
+    assert ops and ops["by_type"] and all(t["type"].startswith("XNNPACK:") for t in ops["by_type"] if t["count"])
+    assert abs(sum(t["share"] for t in ops["by_type"]) - 1) < 1e-6
+    _schema_ok(res)
+
+
+def test_fallback_ops_are_named(cli, cumsum_tflite):
+    r = cli("profile", cumsum_tflite, "--runs", "20", "--json")
+    assert r.exit_code == 0, r
+    d = r.json()["delegation"]
+    assert (d["delegated_ops"], d["total_ops"], d["partitions"]) == (5, 6, 2)
+    assert d["not_delegated"] == ["CUMSUM"]
+    assert "CUMSUM" in r.stderr and "reference kernels" in r.stderr  # a warning, not silence
+
+
+def test_profile_with_data(cli, digits_tflite, digits_files):
+    r = cli("profile", digits_tflite, "--runs", "10", "--data", digits_files / "test.npz", "--json")
+    assert r.exit_code == 0, r
+    res = r.json()
+    assert res["input_source"] == "data"
+    assert not any("random" in w for w in res["warnings"])
+
+
+def test_bad_input(cli, tmp_path, digits_tflite):
+    assert cli("profile", tmp_path / "nope.tflite").exit_code == 2
+    (tmp_path / "model.bin").write_bytes(b"x")
+    assert cli("profile", tmp_path / "model.bin").exit_code == 2
+    r = cli("profile", digits_tflite, "--target", "tpu://x")
+    assert r.exit_code == 2 and "Unknown target" in r.stderr
+
+
+def test_validate_target_host(cli, keras_digits, digits_tflite, digits_files):
+    r = cli("validate", keras_digits["keras"], digits_tflite, "--data", digits_files / "test.npz", "--samples", "40",
+            "--target", "host", "--json")
+    assert r.exit_code == 0, r
+    assert r.json()["parity"]["passed"]
+
+
+def test_devices_check_host(cli):
+    r = cli("devices", "check", "host", "--json")
+    assert r.exit_code == 0, r
+    res = r.json()
+    assert res["reachable"] and res["formats"]["tflite"]["available"] and res["numpy"]
+
+
+def test_statistics_one_copy():
+    """profiling's statistics are the agent's, and agree with numpy's percentiles."""
+    assert profiling.latency_stats is agent.latency_stats
+    xs = list(np.random.default_rng(0).gamma(2.0, 3.0, size=101))
+    s = profiling.latency_stats(xs)
+    for q in (50, 90, 99):
+        assert s[f"p{q}"] == pytest.approx(float(np.percentile(xs, q)))
+    assert s["std"] == pytest.approx(float(np.std(xs))) and s["mean"] == pytest.approx(float(np.mean(xs)))
+
+
+def test_agent_is_standalone(tmp_path, digits_tflite):
+    """The agent file runs on its own (as on a board): no edgekit import, result on stdout."""
+    import shutil
+
+    copy = tmp_path / "edgekit_agent.py"
+    shutil.copy(profiling.AGENT_PATH, copy)
+    text = copy.read_text()
+    assert "import edgekit" not in text and "from edgekit" not in text
+    p = subprocess.run([sys.executable, "-I", str(copy), "profile", str(digits_tflite), "--runs", "5"],
+                       capture_output=True, text=True, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    payload = json.loads(p.stdout.splitlines()[-1].split(" ", 1)[1])
+    assert payload["ok"] and payload["result"]["runs"] == 5
