@@ -70,7 +70,7 @@ class AgentTarget:
         agent = b.put(profiling.AGENT_PATH, d, profiling.AGENT_NAME)
         argv = [self.python, agent, "--cleanup", d, *self.agent_flags(), *args]
         code, out, err = b.exec(argv, timeout)
-        if code == 127 and "not found" in err:
+        if code == 127 and ("not found" in err or "No such file" in err):
             raise TargetUnreachable(f"{self.name}: no Python at {self.python!r}.",
                                     "Install python3 on the target, or point edgekit at one "
                                     "(ssh://...?python=/path/to/python, or EDGEKIT_SSH_PYTHON).")

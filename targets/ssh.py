@@ -59,11 +59,15 @@ class SSHBoard:
         except Exception as exc:
             raise self.t.dropped(exc) from exc
         out, err = bytearray(), bytearray()
+        eof = {"out": False, "err": False}
         deadline = time.monotonic() + timeout
         chan.settimeout(0.2)
-        while True:
-            got = False
-            for recv, buf in ((chan.recv, out), (chan.recv_stderr, err)):
+        while not (eof["out"] and eof["err"]) or not chan.exit_status_ready():
+            if eof["out"] and eof["err"] and (chan.closed or not transport.is_active()):
+                break  # both streams ended but no exit status can come any more
+            for key, recv, buf in (("out", chan.recv, out), ("err", chan.recv_stderr, err)):
+                if eof[key]:
+                    continue
                 try:
                     data = recv(65536)
                 except socket.timeout:
@@ -72,21 +76,20 @@ class SSHBoard:
                     raise self.t.dropped(exc) from exc
                 if data:
                     buf += data
-                    got = True
-            if chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready():
-                break
-            if not transport.is_active() or (chan.closed and not chan.exit_status_ready()):
-                raise self.t.dropped(None)
-            if not got and chan.eof_received and chan.exit_status_ready():
+                else:
+                    eof[key] = True
+            if not transport.is_active():
                 break
             if time.monotonic() > deadline:
                 chan.close()
                 raise TargetUnreachable(f"{self.t.name}: no result within {timeout:.0f} s; the run was stopped.",
                                         "Lower --runs, or check the board's load.")
-            if not got:
+            if eof["out"] and eof["err"]:
                 time.sleep(0.01)
+        if not chan.exit_status_ready():  # the channel closed without an exit status: the session died
+            raise self.t.dropped(None)
         code = chan.recv_exit_status()
-        if code == -1:  # the channel closed without an exit status: the session died
+        if code == -1:
             raise self.t.dropped(None)
         return code, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
 
@@ -97,19 +100,24 @@ class SSHBoard:
                                     "Check that /tmp (or $TMPDIR) on the board is writable.")
         return out.strip().splitlines()[-1]
 
+    def _copy_error(self, exc, what):
+        if self.client.get_transport() is None or not self.client.get_transport().is_active():
+            return self.t.dropped(exc)
+        return TargetUnreachable(f"{self.t.name}: cannot copy {what}: {exc}", "Check free space on the board.")
+
     def put(self, local: Path, remote_dir: str, name: str | None = None) -> str:
         remote = f"{remote_dir}/{name or Path(local).name}"
         try:
             self.sftp.put(str(local), remote)
         except Exception as exc:
-            raise self.t.dropped(exc) from exc
+            raise self._copy_error(exc, f"{local} to the board") from exc
         return remote
 
     def get(self, remote: str, local: Path) -> None:
         try:
             self.sftp.get(remote, str(local))
         except Exception as exc:
-            raise self.t.dropped(exc) from exc
+            raise self._copy_error(exc, f"{remote} from the board") from exc
 
     def exec(self, argv: list[str], timeout: float) -> tuple[int, str, str]:
         env = "TF_CPP_MIN_LOG_LEVEL=2 "

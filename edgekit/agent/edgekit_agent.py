@@ -13,8 +13,10 @@ onnxruntime). On the host, edgekit runs this same file in a fresh subprocess, an
 
 The result is printed on stdout as one line `EDGEKIT-RESULT {json}` (runtimes may print their
 own chatter). Exit codes: 0 ok, 2 bad input, 3 a runtime or numpy missing, 1 anything else.
-With --cleanup DIR the agent removes DIR when it exits, also when its controlling connection
-drops (stdin reaching EOF) or it is signalled, so nothing is left behind on a board.
+With --cleanup DIR the agent removes DIR when it is signalled or, with --watch-stdin, when its
+controlling connection drops (stdin reaching EOF): nothing is left behind on a board even when
+the host cannot come back to clean up. After a normal exit the host fetches what it needs and
+removes DIR itself.
 """
 
 from __future__ import annotations
@@ -786,9 +788,7 @@ def _arm_cleanup(folder, watch_stdin):
         cleanup()
         os._exit(128 + signum)
 
-    import atexit
-
-    atexit.register(cleanup)
+    # Not at a normal exit: the caller fetches outputs, then removes the folder itself.
     for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGPIPE, signal.SIGINT):
         with contextlib.suppress(Exception):
             signal.signal(sig, die)
@@ -808,7 +808,7 @@ def _arm_cleanup(folder, watch_stdin):
 
 def main(argv=None):
     p = argparse.ArgumentParser(prog="edgekit_agent", description=__doc__.split("\n\n")[0])
-    p.add_argument("--cleanup", metavar="DIR", help="Remove DIR on exit (and when stdin closes, with --watch-stdin).")
+    p.add_argument("--cleanup", metavar="DIR", help="Remove DIR when killed or signalled (and when stdin closes, with --watch-stdin).")
     p.add_argument("--watch-stdin", action="store_true", help="Exit (and clean up) when stdin reaches EOF.")
     sub = p.add_subparsers(dest="cmd", required=True)
     sub.add_parser("probe")
