@@ -45,7 +45,10 @@ def summarize(model_path) -> dict:
     compute in. Backends skip silently (dynamic range leaves weights < 1024 elements in float)."""
     from ai_edge_litert.interpreter import Interpreter
 
-    interp = Interpreter(model_path=str(model_path))
+    from edgekit.native_log import capture_native_stderr
+
+    with capture_native_stderr():  # the runtime's "Created ... XNNPACK delegate" banner
+        interp = Interpreter(model_path=str(model_path))
     tensors = {t["index"]: t for t in interp.get_tensor_details()}
     ops = interp._get_ops_details()  # public API has no op list; stable across TF/LiteRT releases
     produced = {o for op in ops for o in op["outputs"]}

@@ -2,6 +2,7 @@
 # Set up .venv with the test dependencies and run the whole test suite (the CI entry point).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+scripts/system-deps.sh
 scripts/setup.sh dev
 set +e
 .venv/bin/python -m pytest "$@"

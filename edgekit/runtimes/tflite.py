@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import CheckFailed, require
+from ..native_log import capture_native_stderr
 from ..specs import TensorSpec
 
 
@@ -20,14 +21,23 @@ class TFLiteSession:
                  delegates=None):
         interp_mod = require("ai_edge_litert.interpreter", "tf", "ai-edge-litert (the TFLite runtime)")
         try:
-            self.interpreter = interp_mod.Interpreter(
-                model_path=str(path),
-                num_threads=threads,
-                experimental_preserve_all_tensors=preserve_all_tensors,
-                experimental_delegates=delegates,
-            )
-        except ValueError as exc:
-            msg = str(exc)
+            # The runtime prints "INFO: Created TensorFlow Lite XNNPACK delegate" on fd 2; keep it
+            # for errors instead of the terminal.
+            with capture_native_stderr() as log:
+                self.interpreter = interp_mod.Interpreter(
+                    model_path=str(path),
+                    num_threads=threads,
+                    experimental_preserve_all_tensors=preserve_all_tensors,
+                    experimental_delegates=delegates,
+                )
+                sigs = self.interpreter.get_signature_list()
+                if len(sigs) == 1:  # one invoke applies the delegate (and prints its banner) here
+                    runner = self.interpreter.get_signature_runner(next(iter(sigs)))
+                    runner(**{n: np.zeros(d["shape"], d["dtype"]) for n, d in runner.get_input_details().items()})
+                else:
+                    self.interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            msg = f"{exc}\n{log.text}".strip()
             raise CheckFailed(
                 f"ai-edge-litert cannot load {path}: {msg.strip().splitlines()[-1] if msg.strip() else msg}",
                 _litert_hint(msg),
