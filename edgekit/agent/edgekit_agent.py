@@ -666,10 +666,17 @@ def cmd_probe(args):
     except ImportError as exc:
         out["numpy"] = None
         out["numpy_error"] = str(exc)
+    import importlib.util
+
     for fmt, mods in checks.items():
         ok, errs = None, []
         for mod in mods:
             try:
+                if fmt != "tflite":  # torch-based runtimes take seconds (a minute emulated) to import: look, don't load
+                    if importlib.util.find_spec(mod) is None:
+                        raise ImportError(f"No module named {mod!r}")
+                    ok = mod.split(".")[0]
+                    break
                 with capture_fd2():
                     __import__(mod)
                 if mod.startswith("tflite_runtime"):  # built for numpy 1: fails on first use under numpy 2
