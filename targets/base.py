@@ -61,15 +61,22 @@ class AgentTarget:
     @contextlib.contextmanager
     def _scratch(self, b: Board) -> Iterator[str]:
         d = b.mkdtemp()
+        self._removed = set()
         try:
             yield d
         finally:
-            b.rmtree(d)
+            if d not in self._removed:
+                b.rmtree(d)
 
-    def _agent(self, b: Board, d: str, args: list[str], timeout: float) -> dict:
+    def _agent(self, b: Board, d: str, args: list[str], timeout: float, last: bool = False) -> dict:
+        """Run the agent in D; with LAST the agent removes D itself after reporting (one round trip
+        less on a remote board); otherwise, and whenever it did not report, the caller removes D."""
         agent = b.put(profiling.AGENT_PATH, d, profiling.AGENT_NAME)
-        argv = [self.python, agent, "--cleanup", d, *self.agent_flags(), *args]
+        argv = [self.python, agent, "--cleanup", d, *(["--remove-when-done"] if last else []),
+                *self.agent_flags(), *args]
         code, out, err = b.exec(argv, timeout)
+        if last and profiling.agent.RESULT_PREFIX in out:
+            self._removed.add(d)
         if code == 127 and ("not found" in err or "No such file" in err):
             raise TargetUnreachable(f"{self.name}: no Python at {self.python!r}.",
                                     "Install python3 on the target, or point edgekit at one "
@@ -82,7 +89,7 @@ class AgentTarget:
     def check(self) -> dict:
         t0 = time.perf_counter()
         with self.board() as b, self._scratch(b) as d:
-            payload = self._agent(b, d, ["probe"], timeout=120)
+            payload = self._agent(b, d, ["probe"], timeout=120, last=True)
         probe = payload["result"]
         missing = {fmt: f["install"] for fmt, f in probe["formats"].items() if not f["available"]}
         if probe.get("numpy") is None:
@@ -111,7 +118,7 @@ class AgentTarget:
                 model = b.put(artifact, d)
                 feed = b.put(inputs, d) if inputs else None
                 push_s = time.perf_counter() - t1
-                payload = self._agent(b, d, settings.agent_args(model, feed), settings.timeout_s)
+                payload = self._agent(b, d, settings.agent_args(model, feed), settings.timeout_s, last=True)
         transport = {"push_s": push_s, "total_s": time.perf_counter() - t0}
         return profiling.build_result(payload, target=self.name, artifact=artifact, emulated=self.emulated,
                                       transport=transport)

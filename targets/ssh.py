@@ -59,33 +59,30 @@ class SSHBoard:
         except Exception as exc:
             raise self.t.dropped(exc) from exc
         out, err = bytearray(), bytearray()
-        eof = {"out": False, "err": False}
         deadline = time.monotonic() + timeout
-        chan.settimeout(0.2)
-        while not (eof["out"] and eof["err"]) or not chan.exit_status_ready():
-            if eof["out"] and eof["err"] and (chan.closed or not transport.is_active()):
-                break  # both streams ended but no exit status can come any more
-            for key, recv, buf in (("out", chan.recv, out), ("err", chan.recv_stderr, err)):
-                if eof[key]:
-                    continue
-                try:
-                    data = recv(65536)
-                except socket.timeout:
-                    continue
-                except Exception as exc:
-                    raise self.t.dropped(exc) from exc
-                if data:
-                    buf += data
-                else:
-                    eof[key] = True
-            if not transport.is_active():
+        wait = 0.001
+        while True:
+            got = False
+            try:
+                while chan.recv_ready():
+                    out += chan.recv(65536)
+                    got = True
+                while chan.recv_stderr_ready():
+                    err += chan.recv_stderr(65536)
+                    got = True
+            except Exception as exc:
+                raise self.t.dropped(exc) from exc
+            if chan.eof_received and chan.exit_status_ready() and not chan.recv_ready() \
+                    and not chan.recv_stderr_ready():
                 break
+            if chan.closed or not transport.is_active():
+                break  # drained above; no exit status can come any more
             if time.monotonic() > deadline:
                 chan.close()
                 raise TargetUnreachable(f"{self.t.name}: no result within {timeout:.0f} s; the run was stopped.",
                                         "Lower --runs, or check the board's load.")
-            if eof["out"] and eof["err"]:
-                time.sleep(0.01)
+            wait = 0.001 if got else min(wait * 2, 0.05)  # quick for short commands, idle for long runs
+            time.sleep(wait)
         if not chan.exit_status_ready():  # the channel closed without an exit status: the session died
             raise self.t.dropped(None)
         code = chan.recv_exit_status()

