@@ -42,6 +42,7 @@ def convert(
     weights=None,
     channels_last_io: bool = False,
     samples: int | None = None,
+    etrecord: bool = False,
     thresholds: dict | None = None,
     progress=None,
     log=lambda msg: None,
@@ -98,7 +99,8 @@ def convert(
             check_samples = check_samples.take(samples)
     notes += [str(w.message) for w in caught if "edgekit" in (w.filename or "") or issubclass(w.category, UserWarning)]
     options = converters.ConvertOptions(calibration=calib, io_dtype=io_dtype, allow_tf_ops=allow_tf_ops,
-                                        channels_last_io=channels_last_io, debug=debug)
+                                        channels_last_io=channels_last_io, debug=debug,
+                                        extra={"etrecord": True} if etrecord else {})
     parity = None
     with atomic_output(dest) as tmp_dest:  # renamed to dest only when everything below succeeded
         log(f"Converting to {to} ({recipe.name})")

@@ -105,12 +105,14 @@ def cli(debug, quiet, verbose):
 @click.option("--allow-tf-ops", is_flag=True, help="Allow TensorFlow (Flex) ops; most device runtimes cannot run them.")
 @click.option("--weights", metavar="FILE", help="PyTorch state_dict for a file.py:Class model.")
 @click.option("--channels-last-io", is_flag=True, help="PyTorch→TFLite: NHWC inputs/outputs for an NCHW model.")
+@click.option("--etrecord", is_flag=True,
+              help="ExecuTorch: also write MODEL.pte.etrecord (≈2× the .pte) for validate --per-layer.")
 @click.option("-o", "--output", metavar="PATH", help="Artifact path (default: MODEL's name + recipe, in the current folder).")
 @click.option("--no-validate", is_flag=True, help="Skip the parity check.")
 @click.option("--samples", type=click.IntRange(1), help="At most this many parity samples.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 def convert(model, to, quantize, calibration, data, io_dtype, input_shapes, allow_tf_ops, weights,
-            channels_last_io, output, no_validate, samples, as_json):
+            channels_last_io, etrecord, output, no_validate, samples, as_json):
     """Convert MODEL to an on-device format, quantize it, and check it against the original.
 
     \b
@@ -131,7 +133,7 @@ def convert(model, to, quantize, calibration, data, io_dtype, input_shapes, allo
         result = do_convert(
             model, to=to, quantize=quantize, calibration=calibration, data=data, io_dtype=io_dtype,
             input_shapes=input_shapes, allow_tf_ops=allow_tf_ops, output=output, validate=not no_validate,
-            weights=weights, channels_last_io=channels_last_io, samples=samples,
+            weights=weights, channels_last_io=channels_last_io, samples=samples, etrecord=etrecord,
             progress=progress, log=lambda m: con.log(m) if STATE.verbose else None, debug=STATE.debug,
         )
         print_convert(con, result)

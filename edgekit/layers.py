@@ -4,7 +4,12 @@
 |-----------|--------------------|------------------------------------------------------------------|
 | .tflite   | Keras model        | tensor names carry the Keras layer scopes (`model_1/conv2_1/...`)|
 | .tflite   | another .tflite    | tensors of the same name and shape                               |
-| .pte      | —                  | not yet: needs an ETRecord written by the ExecuTorch converter    |
+| .tflite   | PyTorch model      | litert-torch names tensors by module (`Net/...Conv2d_conv2;1`)    |
+| .pte      | PyTorch model      | ETRecord debug handles → modules; ETDump intermediate outputs    |
+|           |                    | (edgekit.layers_executorch)                                      |
+
+PyTorch references are read from torch.export's graph of the reference module (TorchTap):
+a leaf module's value is the output of the last graph node it computes (nn_module_stack).
 
 TFLite intermediates are read from an interpreter that preserves all tensors, without the
 default XNNPACK delegate (a delegated subgraph hides its insides); int8/int16 tensors are
@@ -34,25 +39,42 @@ def check_supported(reference, cand_path: Path) -> None:
     fmt = format_of(cand_path)
     if fmt in ("tflite", "edgetpu"):
         return
+    if fmt == "executorch":
+        from .layers_executorch import find_etrecord
+
+        find_etrecord(cand_path)  # BadInput naming the fix when the .pte has none
+        return
     raise BadInput(
         f"--per-layer is not available for {fmt} candidates yet.",
-        "Per-layer localisation works for .tflite candidates against a Keras model or another .tflite; "
-        "run without --per-layer for the output-level verdict.",
+        "Per-layer localisation works for .tflite candidates (against Keras, PyTorch or another .tflite) "
+        "and .pte candidates with an ETRecord (against PyTorch); run without --per-layer for the "
+        "output-level verdict.",
     )
 
 
 def compare_layers(ref, cand_path: Path, samples, in_map: dict, thresholds: dict, progress=None) -> dict:
     """`ref` is an edgekit.validate.Reference. Returns {layers, first_divergence, worst_layers,
-    not_observable, per_layer_samples}."""
+    not_observable, per_layer_samples} (+ `executorch` details for a .pte candidate)."""
+    if format_of(cand_path) == "executorch":
+        from .layers_executorch import compare_pte
+
+        rows, unmatched, details = compare_pte(ref, cand_path, samples, in_map, progress)
+        if not rows:
+            raise BadInput("--per-layer observed no module of the reference in the .pte.",
+                           "; ".join(f"{u['layer']}: {u['reason']}" for u in unmatched[:5]) or
+                           "Was the .pte converted from this model?")
+        return {**summarize(rows, unmatched, thresholds, len(samples)), "executorch": details}
     probe = TFLiteProbe(cand_path)
     if ref.kind == "model" and ref.framework == "keras":
         rows, unmatched = _vs_keras(ref.native, probe, samples, in_map, progress)
     elif ref.kind == "artifact" and ref.format in ("tflite", "edgetpu"):
         rows, unmatched = _vs_tflite(TFLiteProbe(ref.path), probe, samples, in_map, progress)
+    elif ref.kind == "model" and ref.framework in ("torch", "torch-exported"):
+        rows, unmatched = _vs_torch(TorchTap(ref.native), probe, samples, in_map, progress)
     else:
         raise BadInput(
             f"--per-layer cannot match a {ref.framework or ref.format} reference with a .tflite candidate yet.",
-            "Use the Keras model (or another .tflite) as the reference for per-layer localisation.",
+            "Use the Keras or PyTorch model (or another .tflite) as the reference for per-layer localisation.",
         )
     if not rows:
         raise BadInput(
@@ -297,4 +319,172 @@ def _vs_keras(source, probe: TFLiteProbe, samples, in_map, progress):
     rows = [{"layer": layer.name, "op_type": f"{type(layer).__name__} → {op_type}", "shape": list(probe.shape(t)),
              "tensor": probe.name(t), **acc[k].result()}
             for k, (layer, _, t, op_type) in enumerate(chosen)]
+    return rows, unmatched
+
+
+# -- PyTorch references ------------------------------------------------------------------------
+
+ACTIVATIONS = ("relu", "relu6", "hardtanh", "clamp", "sigmoid", "tanh", "gelu", "silu", "hardswish", "leaky_relu")
+
+
+class TorchTap:
+    """The reference nn.Module's intermediate values by leaf module, read from torch.export's
+    graph of it: a module's value is the output of the last node it computes (nn_module_stack);
+    ops of the root module itself (functional relu, flatten) belong to no module."""
+
+    def __init__(self, source):
+        import torch
+
+        if source.framework == "torch-exported":
+            ep = source.native
+        elif source.framework == "torch":
+            from .errors import UnsupportedModel
+
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    ep = torch.export.export(source.native, tuple(source.extra["example_inputs"]))
+            except Exception as exc:
+                raise UnsupportedModel(f"--per-layer needs torch.export of the reference, which failed: "
+                                       f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ''}",
+                                       "Run without --per-layer for the output-level verdict.") from exc
+        else:
+            raise BadInput(f"--per-layer cannot read intermediate values of a {source.framework} reference.",
+                           "Pass the nn.Module (file.py:factory) or a .pt2 as the reference.")
+        self.gm = ep.module()
+        self.example = tuple(source.extra["example_inputs"])
+        self.input_names = list(source.extra["input_names"])
+        nodes = [n for n in self.gm.graph.nodes if n.op == "call_function"]
+        self.order = {n.name: i for i, n in enumerate(nodes)}
+        self.last, self.types = {}, {}
+        for n in nodes:
+            path, typ = module_of(n)
+            if path:
+                self.last[path] = n
+                self.types[path] = typ
+        self.modules = sorted(self.last, key=lambda p: self.order[self.last[p].name])
+        out = next(n for n in self.gm.graph.nodes if n.op == "output")
+        self.output_nodes = _flat_node_args(out.args)
+
+    def activation_after(self, path: str):
+        """The activation node the module's output feeds alone (converters fuse it into the op)."""
+        node = self.last[path]
+        users = list(node.users)
+        if len(users) == 1 and users[0].op == "call_function":
+            u = users[0]
+            name = getattr(u.target, "__name__", str(u.target)).split(".")[0]
+            if name.rstrip("_") in ACTIVATIONS and not module_of(u)[0]:
+                return u
+        return None
+
+    def run(self, feeds: dict, want: set) -> dict:
+        """One batch through the graph; {node name: np.ndarray} for the nodes in `want`."""
+        import torch
+
+        got = {}
+
+        class Capture(torch.fx.Interpreter):
+            def run_node(self, n):
+                out = super().run_node(n)
+                if n.name in want:
+                    v = out[0] if isinstance(out, (tuple, list)) else out
+                    got[n.name] = v.detach().float().numpy() if v.is_floating_point() else v.numpy()
+                return out
+
+        args = [torch.from_numpy(np.ascontiguousarray(feeds[name])).to(ex.dtype)
+                for name, ex in zip(self.input_names, self.example)]
+        with torch.no_grad():
+            Capture(self.gm).run(*args)
+        return got
+
+
+def module_of(node) -> tuple[str, str]:
+    """(leaf module path, its class name) from a graph node's nn_module_stack; ('', '') at the root."""
+    stack = node.meta.get("nn_module_stack") or {}
+    if not stack:
+        return "", ""
+    path, typ = list(stack.values())[-1]
+    typ = typ if isinstance(typ, str) else getattr(typ, "__qualname__", str(typ))
+    return path, typ.rsplit(".", 1)[-1]
+
+
+def _flat_node_args(args) -> list[str]:
+    out = []
+    for a in args if isinstance(args, (list, tuple)) else [args]:
+        if isinstance(a, (list, tuple)):
+            out += _flat_node_args(a)
+        elif isinstance(a, dict):
+            out += _flat_node_args(list(a.values()))
+        elif hasattr(a, "name"):
+            out.append(a.name)
+    return out
+
+
+# -- .tflite vs PyTorch -------------------------------------------------------------------------
+
+def _torch_attribution(tap: TorchTap, probe: TFLiteProbe):
+    """Module path → (candidate tensor, op type, reference node). litert-torch names a tensor by
+    the scopes of the ops fused into it, ';'-separated: 'Net/torch.nn.modules.conv.Conv2d_conv2;1'
+    (a leaf module), a bare 'Net' part when an op of the parent (a functional relu) is fused in."""
+    known = sorted(tap.modules, key=len, reverse=True)
+    rank = {p: i for i, p in enumerate(tap.modules)}
+    owner = {}
+    for op_type, t in probe.ops:
+        found, parent = set(), False
+        if t in probe.output_names:
+            found |= {p for p in tap.modules if tap.last[p].name in tap.output_nodes}
+        else:
+            for part in probe.name(t).split(";"):
+                comps = [c for c in part.split("/") if c]
+                if not comps or comps[-1].isdigit():
+                    continue
+                leaf = next((p for p in known if comps[-1].endswith("_" + p)), None) if len(comps) > 1 else None
+                if leaf:
+                    found.add(leaf)
+                else:
+                    parent = True
+        if found:
+            owner[t] = (max(found, key=rank.get), op_type, parent)
+    best = {}
+    for _, t in probe.ops:  # execution order: the last tensor a module owns is its output
+        if t in owner:
+            best[owner[t][0]] = (t, owner[t][1], owner[t][2])
+    return best
+
+
+def _vs_torch(tap: TorchTap, probe: TFLiteProbe, samples, in_map, progress):
+    best = _torch_attribution(tap, probe)
+    chosen, unmatched = [], []
+    for path in tap.modules:
+        typ = tap.types[path]
+        if path not in best:
+            unmatched.append({"layer": path, "op_type": typ, "reason": "no tensor in the .tflite (fused into a neighbour or removed)"})
+            continue
+        t, op_type, parent = best[path]
+        node, label = tap.last[path], typ
+        act = tap.activation_after(path) if parent else None
+        if act is not None:  # the converter fused the activation that follows the module: compare after it
+            node, label = act, f"{typ} + {getattr(act.target, '__name__', 'act').split('.')[0]}"
+        ref_shape = tuple(node.meta["val"].shape) if hasattr(node.meta.get("val"), "shape") else None
+        if ref_shape is None or int(np.prod(ref_shape[1:])) != int(np.prod(probe.shape(t)[1:])):
+            unmatched.append({"layer": path, "op_type": typ,
+                              "reason": f"shape {ref_shape and ref_shape[1:]} ≠ tensor {probe.shape(t)[1:]} (fused or reshaped)"})
+            continue
+        chosen.append((path, label, typ, node.name, t, op_type))
+    exec_pos = {t: i for i, (_, t) in enumerate(probe.ops)}
+    chosen.sort(key=lambda c: exec_pos[c[4]])
+    acc = [metrics.Running() for _ in chosen]
+    want = {c[3] for c in chosen}
+    n = len(samples)
+    for i in range(n):
+        refs = tap.run({k: v[i : i + 1] for k, v in samples.inputs.items()}, want)
+        probe.run(probe.feed_for(samples, i, in_map))
+        for k, (_, _, _, node, t, _) in enumerate(chosen):
+            r = refs[node]
+            acc[k].add(r, adapt_layout(probe.get(t), r.shape).reshape(r.shape))
+        if progress:
+            progress(i + 1, n)
+    rows = [{"layer": path, "op_type": f"{label} → {op_type}", "shape": list(probe.shape(t)), "tensor": probe.name(t),
+             **acc[k].result()}
+            for k, (path, label, typ, _, t, op_type) in enumerate(chosen)]
     return rows, unmatched

@@ -248,7 +248,7 @@ def test_wrong_dtype_empty_npz_and_not_an_artifact(cli, keras_digits, digits, ar
     assert r.exit_code == 2 and "does not exist" in r.stderr
 
 
-# -- .pte candidates (output level; per-layer for .pte is not available yet) ---------------------
+# -- .pte candidates (output level; per-layer for .pte: tests/test_validate_per_layer_torch.py) ------
 
 TORCH_FACTORY = '''
 import torch
@@ -289,4 +289,4 @@ def test_pte_candidate_passes_and_perturbed_fails(cli, tmp_path):
     bad = cli("validate", f"{tmp_path / 'tnet.py'}:build", tmp_path / "bad.pte", "--samples", 16, "--json")
     assert bad.exit_code == 1, bad
     r = cli("validate", f"{tmp_path / 'tnet.py'}:build", tmp_path / "bad.pte", "--per-layer")
-    assert r.exit_code == 2 and "not available for executorch" in r.stderr
+    assert r.exit_code == 2 and "needs the ETRecord" in r.stderr  # converted without --etrecord
