@@ -10,7 +10,7 @@ from pathlib import Path
 
 from edgekit.artifacts import Artifact
 from edgekit.errors import BadInput, UnsupportedModel
-from edgekit.native_log import capture_native_stderr
+from edgekit.native_log import capture_native_stderr, first_error_line
 from edgekit.quantization import QuantRecipe
 from edgekit.quantization import tflite as tflite_quant
 from edgekit.runtimes.tflite import TFLiteSession
@@ -96,16 +96,9 @@ def _explain(msg: str, allow_tf_ops: bool) -> Exception:
         )
     if "quantiz" in msg.lower():
         return UnsupportedModel(
-            f"TFLite could not quantize the model: {_first_line(msg)}",
+            f"TFLite could not quantize the model: {first_error_line(msg)}",
             "Some ops have no int8/int16 kernel. Try --quantize dynamic-int8 or fp16, or replace those ops.",
         )
-    return UnsupportedModel(f"The TFLite converter failed: {_first_line(msg)}",
+    return UnsupportedModel(f"The TFLite converter failed: {first_error_line(msg)}",
                             "Run with --debug for the converter's full log.")
 
-
-def _first_line(msg: str) -> str:
-    lines = [l.strip() for l in msg.strip().splitlines() if l.strip()]
-    for l in lines:
-        if "error" in l.lower():
-            return l[:500]
-    return (lines[0] if lines else msg)[:500]

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from edgekit.artifacts import Artifact
 from edgekit.errors import BadInput, UnsupportedModel
-from edgekit.native_log import capture_native_stderr
+from edgekit.native_log import capture_native_stderr, first_error_line
 from edgekit.quantization import QuantRecipe
 from edgekit.quantization import tflite as tflite_quant
 
@@ -82,7 +82,7 @@ def convert(source, recipe: QuantRecipe, dest: Path, options) -> Artifact:
                     "data-dependent" in str(exc).lower():
                 raise common.explain_export_error(exc, source.origin) from exc
             raise UnsupportedModel(f"litert-torch could not convert the model: {type(exc).__name__}: "
-                                   f"{_first_line(str(exc) or log.text)}",
+                                   f"{first_error_line(str(exc) or log.text)}",
                                    "Run with --debug for the converter's log; the operator it names has no "
                                    "TFLite lowering (try --to executorch).") from exc
     dest.write_bytes(flatbuffer)
@@ -126,7 +126,7 @@ def _full_int8(litert_torch, source, module, args, kwargs, calib, names, example
         em = litert_torch.convert(converted, args, kwargs, quant_config=QuantConfig(pt2e_quantizer=q))
         return em.model_content(), "PT2E (litert-torch PT2EQuantizer, symmetric per-channel)"
     except Exception as exc:  # e.g. the GRU annotator's IndexError
-        pt2e_error = f"{type(exc).__name__}: {_first_line(str(exc))}"
+        pt2e_error = f"{type(exc).__name__}: {first_error_line(str(exc))}"
     fp32 = litert_torch.convert(module, args, kwargs).model_content()
     flatbuffer = _aeq(fp32, "int8", calib, names if kwargs else None)
     notes.append(f"litert-torch's PT2E quantizer could not annotate this model ({pt2e_error}); the float .tflite "
@@ -176,10 +176,3 @@ def _aeq(flatbuffer: bytes, recipe: str, calib=None, names=None) -> bytes:
     stats = qz.calibrate({key: data})
     return qz.quantize(stats, enable_progress_report=False).quantized_model
 
-
-def _first_line(msg: str) -> str:
-    lines = [l.strip() for l in msg.strip().splitlines() if l.strip()]
-    for l in lines:
-        if "error" in l.lower():
-            return l[:500]
-    return (lines[0] if lines else msg)[:500]

@@ -40,3 +40,12 @@ def capture_native_stderr(enabled: bool = True):
             os.close(saved)
             tmp.seek(0)
             log.text = tmp.read().decode("utf-8", "replace")
+
+
+def first_error_line(msg: str) -> str:
+    """The line of a long native diagnostic that says what went wrong (the first with 'error')."""
+    lines = [l.strip() for l in msg.strip().splitlines() if l.strip()]
+    for line in lines:
+        if "error" in line.lower():
+            return line[:500]
+    return (lines[0] if lines else msg)[:500]
