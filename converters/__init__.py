@@ -6,6 +6,7 @@
 | tflite       | torch, torch-exported         | torch_to_tflite     | none fp16 dynamic-int8 int8              |
 | executorch   | torch, torch-exported         | torch_to_executorch | none fp16 dynamic-int8 int8              |
 | torchscript  | torch, torchscript            | torch_to_torchscript| none                                     |
+| edgetpu      | keras, tf-savedmodel, torch   | edgetpu             | int8 (then edgetpu_compiler when on PATH)|
 
 Adding a converter is one module with `FRAMEWORKS`, `RECIPES`, `SUFFIX` and
 `convert(source, recipe, dest, options) -> Artifact`, plus one line below.
@@ -28,9 +29,10 @@ TABLE = {
     ("executorch", "torch-exported"): "torch_to_executorch",
     ("torchscript", "torch"): "torch_to_torchscript",
     ("torchscript", "torchscript"): "torch_to_torchscript",
+    **{("edgetpu", fw): "edgetpu" for fw in ("keras", "tf-savedmodel", "torch", "torch-exported")},
 }
 
-TARGET_FORMATS = ("tflite", "executorch", "torchscript")
+TARGET_FORMATS = ("tflite", "executorch", "torchscript", "edgetpu")
 
 
 @dataclass

@@ -16,7 +16,7 @@ SCHEMA_VERSION = 1
 
 
 def default_output(model: str, to: str, recipe: str, io_dtype: str) -> Path:
-    suffix = {"tflite": ".tflite", "executorch": ".pte", "torchscript": ".ptl"}[to]
+    suffix = {"tflite": ".tflite", "executorch": ".pte", "torchscript": ".ptl", "edgetpu": ".tflite"}[to]
     factory = ":" in model and not Path(model).exists()
     base, _, func = model.rpartition(":") if factory else (model, "", "")
     stem = Path(base.rstrip("/")).stem or "model"
@@ -84,7 +84,7 @@ def convert(
             f"--quantize {recipe.name} is not available for {source.framework} → {to}.",
             f"This path supports: {', '.join(module.RECIPES)}.",
         )
-    if dest.suffix != module.SUFFIX and not (to == "tflite" and dest.name.endswith(".tflite")):
+    if dest.suffix != module.SUFFIX and not (to in ("tflite", "edgetpu") and dest.name.endswith(".tflite")):
         raise BadInput(f"The output {dest.name} does not end in {module.SUFFIX}.", f"Name it *{module.SUFFIX}.")
     notes: list[str] = []
     with warnings.catch_warnings(record=True) as caught:

@@ -92,7 +92,7 @@ def cli(debug, quiet, verbose):
 
 @cli.command()
 @click.argument("model")
-@click.option("--to", "to", type=click.Choice(["tflite", "executorch", "torchscript"]), default="tflite",
+@click.option("--to", "to", type=click.Choice(["tflite", "executorch", "torchscript", "edgetpu"]), default="tflite",
               show_default=True, help="Target format.")
 @click.option("--quantize", type=click.Choice(QUANTIZE), default="none", show_default=True,
               help="Quantization recipe.")
@@ -376,6 +376,59 @@ def emulator_create(kind, dest, no_executorch, force, as_json):
 
 def main(argv=None):
     try:
+@cli.command("inspect")
+@click.argument("model")
+@click.option("--edgetpu", is_flag=True, help="Predict what a Coral Edge TPU compiler will map (offline, any OS).")
+@click.option("--require-full", is_flag=True, help="Exit 1 unless every op is predicted on the Edge TPU.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+def inspect_cmd(model, edgetpu, require_full, as_json):
+    """Inspect a .tflite: with --edgetpu, whether and how much of it will run on a Coral Edge TPU.
+
+    \b
+    Reads the flatbuffer only (no compiler, no device): 8-bit tensors, static shapes, at most 3
+    innermost dimensions above 1, Edge TPU ops within their documented limits, and where the
+    compiler will cut the graph (everything after the first unsupported op runs on the CPU).
+    """
+    from .edgetpu_compat import analyze
+
+    if not edgetpu:
+        raise click.UsageError("Say what to inspect: --edgetpu.")
+    result = {"schema_version": 1, "kind": "inspect-edgetpu", **analyze(model)}
+    con = console()
+    from rich.table import Table
+
+    t = Table(title=f"Edge TPU prediction · {model}", title_justify="left")
+    for col in ("op", "count", "predicted status"):
+        t.add_column(col, justify="right" if col == "count" else "left")
+    for row in result["table"]:
+        style = "green" if row["status"] == "Mapped to Edge TPU" else "yellow"
+        t.add_row(row["op"], str(row["count"]), f"[{style}]{row['status']}[/]")
+    con.print(t)
+    for issue in result["model_issues"]:
+        con.print(f"[yellow]{issue}[/]")
+    if result["cut"]:
+        c = result["cut"]
+        con.print(f"[yellow]The compiler will cut the graph at op {c['index']} ({c['op']}: {c['reason']}); "
+                  f"{c['ops_after_on_cpu']} op(s) after it run on the CPU.[/]")
+    from rich.markup import escape
+
+    for r in result["risks"]:
+        con.print(f"  risk: {escape(r)}")
+    con.print(f"predicted on the Edge TPU: {result['predicted_tpu_ops']}/{result['total_ops']} ops "
+              f"({100 * result['predicted_tpu_share']:.0f}%)" + (" · already compiled" if result["already_compiled"] else ""))
+    if as_json:
+        emit_json(result)
+    if require_full and not result["compatible"]:
+        raise CheckFailedForInspect()
+
+
+def CheckFailedForInspect():
+    from .errors import CheckFailed
+
+    return CheckFailed("Not every op is predicted to run on the Edge TPU (see above).",
+                       "Replace the unsupported ops, quantize fully to int8, fix the shapes.")
+
+
         cli.main(args=argv, prog_name="edgekit", standalone_mode=False)
     except EdgekitError as exc:
         if STATE.debug:
