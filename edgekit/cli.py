@@ -329,7 +329,9 @@ def devices():
 def devices_check(target, accept_new_host_key, as_json):
     """Is TARGET reachable, what runtimes does it have, and what to install for the rest.
 
-    TARGET is """ + TARGET_HELP
+    TARGET is host (default), ssh://user@host[:port] or qemu-arm64[:ROOTFS]. Exit 4 when it
+    cannot be reached.
+    """
     from edgekit import targets
 
     from .report import print_device_check
