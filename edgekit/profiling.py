@@ -106,6 +106,10 @@ def parse_agent_output(stdout: str, stderr: str, code: int, where: str) -> dict:
     kind, msg, hint = err.get("kind"), err.get("message", "agent failed"), err.get("hint")
     if kind == "missing_dependency":
         raise TargetUnreachable(f"{where}: {msg}", f"Install it on the target: {hint}" if hint else None)
+    if kind == "missing_library":  # an external delegate's library (libedgetpu) is not installed: exit 3
+        raise MissingDependency(f"{where}: {msg}", hint)
+    if kind == "device_unavailable":  # the delegate found no accelerator: exit 4
+        raise TargetUnreachable(f"{where}: {msg}", hint)
     if kind == "bad_input":
         raise BadInput(f"{where}: {msg}", hint)
     raise CheckFailed(f"{where}: {msg}", hint)

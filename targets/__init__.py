@@ -5,6 +5,7 @@
 | host (default)                | host   | this machine, the agent in a fresh subprocess            |
 | ssh://user@host[:port]        | ssh    | any Linux board with Python (Raspberry Pi, Jetson, ...)  |
 | qemu-arm64[:ROOTFS]           | qemu   | an emulated 64-bit Raspberry Pi (arm64 Debian, qemu-user)|
+| coral[:usb|:pci], coral@ssh://| coral  | a Coral Edge TPU (libedgetpu external delegate), here or on a board |
 
 Every target runs the same device agent (edgekit/agent/edgekit_agent.py) and implements the
 contract in `base.Target`: `check()`, `profile(artifact, settings)`, `run(artifact, feeds)`.
@@ -23,6 +24,8 @@ TABLE = {
     "local": "host",
     "ssh": "ssh",
     "qemu-arm64": "qemu",
+    "coral": "coral",
+    "coral@ssh": "coral",
 }
 
 

@@ -70,6 +70,35 @@ class Bad(AgentError):
     kind = "bad_input"
 
 
+class MissingLibrary(AgentError):  # an external delegate's shared library is not installed
+    code = 3
+    kind = "missing_library"
+
+
+class NoDevice(AgentError):  # the delegate loaded but found no accelerator (Coral: none plugged in)
+    code = 4
+    kind = "device_unavailable"
+
+
+# --delegate LIB [--delegate-option K=V ...]: an external TFLite delegate (libedgetpu.so.1 for Coral)
+EXTERNAL_DELEGATE = {"library": None, "options": {}}
+
+
+def _load_external_delegate(interp_module):
+    lib, opts = EXTERNAL_DELEGATE["library"], EXTERNAL_DELEGATE["options"]
+    try:
+        return interp_module.load_delegate(lib, opts or None)
+    except OSError as exc:  # dlopen failed: the library is not installed (not the documented ValueError)
+        raise MissingLibrary(f"The delegate library {lib} cannot be loaded: {exc}",
+                             "Coral: install the Edge TPU runtime (apt-get install libedgetpu1-std from Coral's apt "
+                             "repository, https://coral.ai/software/#edgetpu-runtime), or point edgekit at the "
+                             "library (EDGEKIT_EDGETPU_LIB=/path/libedgetpu.so.1).") from exc
+    except ValueError as exc:  # loaded, but the delegate refused: no device answered
+        raise NoDevice(f"The delegate {os.path.basename(lib)} found no device: {str(exc).strip()}",
+                       "Coral: plug the USB Accelerator in (a USB 3 port), check `lsusb` for 18d1:9302 / 1a6e:089a "
+                       "and the udev rules, or `ls /dev/apex_0` for PCIe; options: " + json.dumps(opts)) from exc
+
+
 # -- statistics (edgekit.profiling imports these) ------------------------------------------
 
 def percentile(sorted_values, q: float) -> float:
@@ -216,7 +245,8 @@ class TFLiteModel:
         Interpreter = None
         for mod in ("ai_edge_litert.interpreter", "tflite_runtime.interpreter"):
             try:
-                Interpreter = __import__(mod, fromlist=["Interpreter"]).Interpreter
+                interp_module = __import__(mod, fromlist=["Interpreter"])
+                Interpreter = interp_module.Interpreter
                 self.runtime = mod.split(".")[0]
                 break
             except ImportError as exc:  # tflite-runtime under numpy 2 fails here or at first use
@@ -224,9 +254,17 @@ class TFLiteModel:
         if Interpreter is None:
             raise Missing("No TFLite runtime (ai-edge-litert or tflite-runtime) is installed for "
                           f"{sys.executable}: " + "; ".join(errors), _install_hint("tflite"))
+        self.external = None
         with capture_fd2() as log:
+            if EXTERNAL_DELEGATE["library"]:
+                self.external = _load_external_delegate(interp_module)
             try:
-                self.interp = Interpreter(model_path=str(path), num_threads=threads)
+                kw = {}
+                if self.external is not None and hasattr(interp_module, "OpResolverType"):
+                    # only the external delegate: its node count is not mixed with XNNPACK's
+                    kw["experimental_op_resolver_type"] = interp_module.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+                self.interp = Interpreter(model_path=str(path), num_threads=threads,
+                                          experimental_delegates=[self.external] if self.external else None, **kw)
                 self.interp.allocate_tensors()
             except (ValueError, RuntimeError) as exc:
                 raise AgentError(f"{self.runtime} cannot load {os.path.basename(path)}: {exc}") from exc
@@ -306,7 +344,7 @@ class TFLiteModel:
         for o in fallback:
             by_op[o["op_name"]] = by_op.get(o["op_name"], 0) + 1
         result = {
-            "backend": "XNNPACK",
+            "backend": os.path.basename(EXTERNAL_DELEGATE["library"]) if self.external else "XNNPACK",
             "delegated_ops": len(replaced),
             "total_ops": len(nodes),
             "partitions": len(delegates),
@@ -819,6 +857,9 @@ def main(argv=None):
     p.add_argument("--watch-stdin", action="store_true", help="Exit (and clean up) when stdin reaches EOF.")
     p.add_argument("--remove-when-done", action="store_true",
                    help="Also remove the --cleanup DIR after a normal exit (nothing left to fetch: saves a round trip).")
+    p.add_argument("--delegate", metavar="LIB", help="Load this external TFLite delegate (e.g. libedgetpu.so.1).")
+    p.add_argument("--delegate-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="An option for --delegate (repeatable), e.g. device=usb.")
     sub = p.add_subparsers(dest="cmd", required=True)
     sub.add_parser("probe")
     pr = sub.add_parser("profile")
@@ -836,6 +877,9 @@ def main(argv=None):
     args = p.parse_args(argv)
     if args.cleanup:
         _arm_cleanup(args.cleanup, args.watch_stdin)
+    if args.delegate:
+        EXTERNAL_DELEGATE["library"] = args.delegate
+        EXTERNAL_DELEGATE["options"] = dict(o.split("=", 1) for o in args.delegate_option if "=" in o)
     t0 = time.perf_counter()
     try:
         body = {"probe": cmd_probe, "profile": cmd_profile, "run": cmd_run}[args.cmd](args)
