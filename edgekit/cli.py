@@ -376,8 +376,6 @@ def emulator_create(kind, dest, no_executorch, force, as_json):
         emit_json(result)
 
 
-def main(argv=None):
-    try:
 @cli.command("inspect")
 @click.argument("model")
 @click.option("--edgetpu", is_flag=True, help="Predict what a Coral Edge TPU compiler will map (offline, any OS).")
@@ -431,6 +429,8 @@ def CheckFailedForInspect():
                        "Replace the unsupported ops, quantize fully to int8, fix the shapes.")
 
 
+def main(argv=None):
+    try:
         cli.main(args=argv, prog_name="edgekit", standalone_mode=False)
     except EdgekitError as exc:
         if STATE.debug:
