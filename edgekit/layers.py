@@ -356,12 +356,13 @@ class TorchTap:
         self.input_names = list(source.extra["input_names"])
         nodes = [n for n in self.gm.graph.nodes if n.op == "call_function"]
         self.order = {n.name: i for i, n in enumerate(nodes)}
-        self.last, self.types = {}, {}
+        self.last, self.types, self.chains = {}, {}, {}
         for n in nodes:
             path, typ = module_of(n)
             if path:
                 self.last[path] = n
                 self.types[path] = typ
+                self.chains[path] = _chain(n)
         self.modules = sorted(self.last, key=lambda p: self.order[self.last[p].name])
         out = next(n for n in self.gm.graph.nodes if n.op == "output")
         self.output_nodes = _flat_node_args(out.args)
@@ -408,6 +409,15 @@ def module_of(node) -> tuple[str, str]:
     return path, typ.rsplit(".", 1)[-1]
 
 
+def _chain(node) -> tuple:
+    """The called modules below the root as litert-torch names them: ('pkg.Block_0', 'torch.nn.modules.conv.Conv2d_conv')."""
+    out = []
+    for path, typ in list((node.meta.get("nn_module_stack") or {}).values())[1:]:
+        typ = typ if isinstance(typ, str) else f"{typ.__module__}.{typ.__qualname__}"
+        out.append(f"{typ}_{path.rsplit('.', 1)[-1]}")
+    return tuple(out)
+
+
 def _flat_node_args(args) -> list[str]:
     out = []
     for a in args if isinstance(args, (list, tuple)) else [args]:
@@ -427,6 +437,7 @@ def _torch_attribution(tap: TorchTap, probe: TFLiteProbe):
     the scopes of the ops fused into it, ';'-separated: 'Net/torch.nn.modules.conv.Conv2d_conv2;1'
     (a leaf module), a bare 'Net' part when an op of the parent (a functional relu) is fused in."""
     known = sorted(tap.modules, key=len, reverse=True)
+    by_chain = {c: p for p, c in tap.chains.items()}
     rank = {p: i for i, p in enumerate(tap.modules)}
     owner = {}
     for op_type, t in probe.ops:
@@ -438,7 +449,9 @@ def _torch_attribution(tap: TorchTap, probe: TFLiteProbe):
                 comps = [c for c in part.split("/") if c]
                 if not comps or comps[-1].isdigit():
                     continue
-                leaf = next((p for p in known if comps[-1].endswith("_" + p)), None) if len(comps) > 1 else None
+                leaf = by_chain.get(tuple(comps[1:]))  # the full chain of called modules; else the last one's name
+                if leaf is None and len(comps) > 1:
+                    leaf = next((p for p in known if comps[-1].endswith("_" + p)), None)
                 if leaf:
                     found.add(leaf)
                 else:
