@@ -6,7 +6,7 @@ Each measurement runs in a fresh subprocess with the same thread count (DESIGN: 
 threads must not disturb another's):
 
   bare       the same TFLite interpreter in a bare Python loop over the 200 samples
-  validate   edgekit.validate.validate(model.tflite, model.tflite, data): the reference is the
+  validate   edgekit.validation.validate(model.tflite, model.tflite, data): the reference is the
              artifact itself, so the reference phase is a second interpreter loop; we report
              the candidate phase (candidate runs + layout/quantization handling + metrics) as a
              ratio to the bare loop (target ≥ 0.8) and the end-to-end ratio (ideal 0.5, as two
@@ -82,7 +82,7 @@ print(json.dumps({"seconds": dt, "samples_per_s": len(x) / dt}))
 VALIDATE = '''
 import sys, time, json, warnings
 warnings.simplefilter("ignore")
-from edgekit.validate import validate
+from edgekit.validation import validate
 path, data, threads, per_layer, n = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] == "1", int(sys.argv[5])
 t = time.perf_counter()
 r = validate(path, path, data=data, samples=n, per_layer=per_layer, threads=threads)

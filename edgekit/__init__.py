@@ -16,7 +16,7 @@ __all__ = ["__version__", "convert", "validate", "profile", "run", "SCHEMA_PATH"
 
 _API = {
     "convert": ("build", "convert"),
-    "validate": ("validate", "validate"),
+    "validate": ("validation", "validate"),
     "profile": ("profiling", "profile"),
     "run": ("pipeline", "run"),
 }

@@ -193,7 +193,7 @@ def validate(reference, candidate, data, samples, per_layer, preset, min_psnr, m
       edgekit validate model_fp32.tflite model_int8.tflite --data test.npz --per-layer --json
     """
     from .report import print_validate
-    from .validate import raise_for_result, validate as do_validate
+    from .validation import raise_for_result, validate as do_validate
 
     thresholds = {"min_psnr_db": min_psnr, "max_abs": max_abs, "min_cosine": min_cosine,
                   "min_top1_agreement": min_top1_agreement, "max_accuracy_drop": max_accuracy_drop}

@@ -53,7 +53,7 @@ def check_supported(reference, cand_path: Path) -> None:
 
 
 def compare_layers(ref, cand_path: Path, samples, in_map: dict, thresholds: dict, progress=None) -> dict:
-    """`ref` is an edgekit.validate.Reference. Returns {layers, first_divergence, worst_layers,
+    """`ref` is an edgekit.validation.Reference. Returns {layers, first_divergence, worst_layers,
     not_observable, per_layer_samples} (+ `executorch` details for a .pte candidate)."""
     if format_of(cand_path) == "executorch":
         from .layers_executorch import compare_pte

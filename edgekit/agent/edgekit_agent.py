@@ -124,7 +124,14 @@ def latency_stats(samples_ms) -> dict:
 
 
 def peak_rss_mb() -> float:
-    """Peak resident set size of this process so far (ru_maxrss: KiB on Linux, bytes on macOS)."""
+    """Peak resident set size of this process so far.
+
+    Linux: VmHWM from /proc/self/status, the high-water mark of this program's own memory.
+    Not ru_maxrss there: it survives fork+exec, so a child of a 1.5 GB parent (pytest, an IDE)
+    would report the parent's size. Elsewhere ru_maxrss (KiB; bytes on macOS)."""
+    m = re.search(r"^VmHWM:\s+(\d+) kB", _read("/proc/self/status") or "", re.M)
+    if m:
+        return int(m.group(1)) / 1024
     r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return r / (1024 * 1024) if sys.platform == "darwin" else r / 1024
 

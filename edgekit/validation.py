@@ -57,7 +57,9 @@ class Reference:
 
 
 def is_artifact(spec) -> bool:
-    p = Path(str(spec))
+    if not isinstance(spec, (str, Path)):
+        return False  # a model object handed over from Python
+    p = Path(spec)
     return p.is_file() and (p.suffix.lower() in FORMATS or p.name.endswith("_edgetpu.tflite"))
 
 
