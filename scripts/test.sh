@@ -3,6 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/system-deps.sh
+scripts/emulator-deps.sh
 scripts/setup.sh dev
 set +e
 .venv/bin/python -m pytest "$@"
