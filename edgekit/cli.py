@@ -422,6 +422,34 @@ def inspect_cmd(model, edgetpu, require_full, as_json):
         raise CheckFailedForInspect()
 
 
+@devices.command("adb")
+@click.option("--clean", "clean", metavar="SERIAL", help="Remove edgekit-* folders left in /data/local/tmp on SERIAL.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+def devices_adb(clean, as_json):
+    """List Android devices (adb): serial, state, model, ABI, Android version; use one with
+    --target adb:SERIAL."""
+    from edgekit.targets import android
+
+    con = console()
+    if clean:
+        n = android.AndroidTarget(f"adb:{clean}").cleanup_stale()
+        result = {"schema_version": 1, "kind": "devices-adb-clean", "serial": clean, "removed": n}
+        con.print(f"removed {n} edgekit folder(s) on {clean}")
+    else:
+        devs = android.list_devices()
+        result = {"schema_version": 1, "kind": "devices-adb", "devices": devs}
+        from rich.table import Table
+
+        t = Table(title="adb devices", title_justify="left")
+        for col in ("target", "state", "model", "abi", "android", "soc"):
+            t.add_column(col)
+        for d in devs:
+            t.add_row(d["target"], d["state"], *(str(d.get(k) or "") for k in ("model", "abi", "android", "soc")))
+        con.print(t if devs else "no Android device attached (adb devices -l)")
+    if as_json:
+        emit_json(result)
+
+
 def CheckFailedForInspect():
     from .errors import CheckFailed
 

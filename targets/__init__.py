@@ -6,6 +6,7 @@
 | ssh://user@host[:port]        | ssh    | any Linux board with Python (Raspberry Pi, Jetson, ...)  |
 | qemu-arm64[:ROOTFS]           | qemu   | an emulated 64-bit Raspberry Pi (arm64 Debian, qemu-user)|
 | coral[:usb|:pci], coral@ssh://| coral  | a Coral Edge TPU (libedgetpu external delegate), here or on a board |
+| adb[:SERIAL]                  | android| an Android phone/emulator over adb (benchmark_model or the agent) |
 
 Every target runs the same device agent (edgekit/agent/edgekit_agent.py) and implements the
 contract in `base.Target`: `check()`, `profile(artifact, settings)`, `run(artifact, feeds)`.
@@ -26,6 +27,7 @@ TABLE = {
     "qemu-arm64": "qemu",
     "coral": "coral",
     "coral@ssh": "coral",
+    "adb": "android",
 }
 
 

@@ -1,0 +1,324 @@
+"""`adb[:SERIAL]`: an Android phone (USB, `adb connect` over Wi-Fi, or the Android Emulator's
+`emulator-5554`) through the adb server, with adbutils.
+
+Two ways to measure, chosen by what the device has:
+- LiteRT's `benchmark_model` for `.tflite`: the user points edgekit at the binary once
+  (`adb:SERIAL?benchmark_model=/path/to/benchmark_model`, or EDGEKIT_BENCHMARK_MODEL; an
+  Android build per ABI from the LiteRT release page or their own build); edgekit pushes it,
+  runs it (`--graph --num_threads --warmup_runs --num_runs --enable_op_profiling
+  [--use_gpu|--use_nnapi|--external_delegate_path]`) and parses its output with
+  edgekit.tool_output (µs statistics, init, first inference, memory, delegate coverage).
+- edgekit's own device agent when the device has a Python (Termux, an emulated device):
+  `?python=/path` or EDGEKIT_ADB_PYTHON, else `python3` on the device's PATH.
+
+Everything happens in a fresh `/data/local/tmp/edgekit-XXXXXXXX` folder removed afterwards
+(also `edgekit devices clean adb` style cleanup through `cleanup_stale()`); every shell command
+is built with proper quoting (a model path with spaces or quotes works). Exit status comes from
+adb's shell v2 protocol when the device has it, else from an appended `echo $?` marker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import posixpath
+import secrets
+import shlex
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import parse_qs
+
+from edgekit import profiling
+from edgekit.errors import BadInput, MissingDependency, TargetUnreachable
+
+from .base import AgentTarget, quote
+
+DEVICE_TMP = "/data/local/tmp"
+PROPS = {"model": "ro.product.model", "manufacturer": "ro.product.manufacturer", "abi": "ro.product.cpu.abi",
+         "abilist": "ro.product.cpu.abilist", "android": "ro.build.version.release", "sdk": "ro.build.version.sdk",
+         "soc": "ro.soc.model", "hardware": "ro.hardware"}
+EXIT_MARKER = "EDGEKIT-EXIT:"
+
+
+def _adbutils():
+    try:
+        import adbutils
+    except ImportError as exc:
+        raise MissingDependency(f"Android targets need adbutils ({exc}).", "pip install adbutils") from exc
+    return adbutils
+
+
+def client():
+    adbutils = _adbutils()
+    port = int(os.environ.get("ANDROID_ADB_SERVER_PORT", "5037"))
+    return adbutils.AdbClient(host=os.environ.get("EDGEKIT_ADB_HOST", "127.0.0.1"), port=port)
+
+
+def _server_error(exc) -> TargetUnreachable:
+    return TargetUnreachable(f"adb: cannot reach the adb server ({exc}).",
+                             "Start it with `adb start-server` (Debian/Ubuntu: apt-get install adb; or Android "
+                             "platform-tools), and check ANDROID_ADB_SERVER_PORT.")
+
+
+def list_devices(with_props: bool = True) -> list[dict]:
+    """Every device the adb server knows: serial, state, and for ready ones model/ABI/Android."""
+    c = client()
+    try:
+        infos = c.list(extended=True)
+    except Exception as exc:
+        raise _server_error(exc) from exc
+    out = []
+    for info in infos:
+        d = {"serial": info.serial, "state": info.state, "target": f"adb:{info.serial}"}
+        if with_props and info.state == "device":
+            with contextlib.suppress(Exception):
+                d.update(_props(c.device(info.serial)))
+        out.append(d)
+    return out
+
+
+def _props(dev) -> dict:
+    r = dev.shell2("getprop", timeout=15)
+    allp = {}
+    for line in r.output.splitlines():
+        if line.startswith("[") and "]: [" in line:
+            k, _, v = line[1:].partition("]: [")
+            allp[k] = v.rstrip("]")
+    return {k: allp.get(p) or None for k, p in PROPS.items()}
+
+
+class ADBBoard:
+    def __init__(self, target: "AndroidTarget", dev):
+        self.t, self.dev = target, dev
+        self.v2 = None
+
+    def _v2(self) -> bool:
+        if self.v2 is None:
+            try:
+                self.v2 = "shell_v2" in self.dev.get_features().split(",")
+            except Exception as exc:
+                raise self.t.dropped(exc) from exc
+        return self.v2
+
+    def shell(self, command: str, timeout: float) -> tuple[int, str, str]:
+        try:
+            if self._v2():
+                r = self.dev.shell2(command, timeout=timeout, v2=True, rstrip=False)
+                code, out, err = r.returncode, r.stdout, r.stderr
+            else:  # old devices: no exit status in the protocol, so print it last
+                # in a subshell, so that an `exit` in COMMAND cannot skip the marker
+                out = self.dev.shell(f"({command}\n); echo {EXIT_MARKER}$?", timeout=timeout, rstrip=False)
+                i = out.rfind(EXIT_MARKER)
+                if i < 0:
+                    raise TargetUnreachable(f"{self.t.name}: the shell ended without an exit status.")
+                code, out, err = int(out[i + len(EXIT_MARKER):].strip() or 255), out[:i], ""
+        except TargetUnreachable:
+            raise
+        except Exception as exc:
+            raise self.t.dropped(exc) from exc
+        return code, out, err
+
+    def mkdtemp(self) -> str:
+        d = f"{self.t.tmp}/edgekit-{secrets.token_hex(4)}"
+        code, _, err = self.shell("mkdir -p " + quote([d]), 30)
+        if code != 0:
+            raise TargetUnreachable(f"{self.t.name}: cannot create {d}: {err.strip()}",
+                                    f"Check that {self.t.tmp} on the device is writable (adb shell ls -ld {self.t.tmp}).")
+        return d
+
+    def put(self, local: Path, remote_dir: str, name: str | None = None) -> str:
+        remote = posixpath.join(remote_dir, name or Path(local).name)
+        try:
+            self.dev.sync.push(str(local), remote, mode=0o755)
+        except Exception as exc:
+            raise self.t.dropped(exc) from exc
+        return remote
+
+    def get(self, remote: str, local: Path) -> None:
+        try:
+            self.dev.sync.pull(remote, str(local))
+        except Exception as exc:
+            raise self.t.dropped(exc) from exc
+
+    def exec(self, argv: list[str], timeout: float) -> tuple[int, str, str]:
+        if "--cleanup" in argv:  # the agent: also clean up when adbd closes its stdin (cable pulled)
+            i = argv.index("--cleanup")
+            argv = argv[:i] + ["--watch-stdin"] + argv[i:]
+        return self.shell("TF_CPP_MIN_LOG_LEVEL=2 " + quote(argv), timeout)
+
+    def rmtree(self, remote_dir: str) -> None:
+        if not posixpath.basename(remote_dir).startswith("edgekit-"):
+            return  # never remove anything edgekit did not create
+        with contextlib.suppress(TargetUnreachable):
+            self.shell("rm -rf " + quote([remote_dir]), 30)
+
+
+class AndroidTarget(AgentTarget):
+    emulated = False
+
+    def __init__(self, spec: str, python: str | None = None, benchmark_model: str | None = None):
+        base, _, query = spec.partition("?")
+        q = {k: v[0] for k, v in parse_qs(query).items()}
+        self.serial = base.split(":", 1)[1] if ":" in base else None
+        self.spec_python = python or q.get("python") or os.environ.get("EDGEKIT_ADB_PYTHON")
+        self.python = self.spec_python or "python3"
+        self.benchmark_model = benchmark_model or q.get("benchmark_model") or os.environ.get("EDGEKIT_BENCHMARK_MODEL")
+        self.tmp = q.get("tmp") or DEVICE_TMP
+        self.name = base
+        self.info: dict = {}
+
+    # -- device selection ------------------------------------------------------------------------
+
+    def device(self):
+        devices = list_devices(with_props=False)
+        listing = ", ".join(f"{d['serial']} ({d['state']})" for d in devices) or "none"
+        if self.serial:
+            match = [d for d in devices if d["serial"] == self.serial]
+            if not match:
+                raise TargetUnreachable(f"adb: no device {self.serial!r}; the adb server sees: {listing}.",
+                                        "Plug it in / `adb connect HOST:PORT`, then `edgekit devices adb`.")
+            d = match[0]
+        else:
+            ready = [d for d in devices if d["state"] == "device"]
+            if not devices:
+                raise TargetUnreachable("adb: no Android device is attached.",
+                                        "Connect a phone with USB debugging on, `adb connect HOST:PORT`, or start an "
+                                        "emulator; `adb devices -l` lists them.")
+            if len(devices) > 1:
+                raise BadInput(f"adb: {len(devices)} devices are attached: {listing}.",
+                               "Pick one: --target adb:SERIAL.")
+            d = devices[0] if not ready else ready[0]
+        if d["state"] == "unauthorized":
+            raise TargetUnreachable(f"adb: {d['serial']} is unauthorized: the phone has not accepted this computer's "
+                                    "RSA key.", "Unlock the phone and accept the 'Allow USB debugging?' prompt "
+                                    "(tick 'Always allow'), then run again.")
+        if d["state"] != "device":
+            raise TargetUnreachable(f"adb: {d['serial']} is {d['state']}.",
+                                    "Reconnect it (`adb reconnect`), or restart adb (`adb kill-server`).")
+        self.serial = d["serial"]
+        if self.name in ("adb", "adb:"):
+            self.name = f"adb:{self.serial}"
+        return client().device(self.serial)
+
+    def dropped(self, exc) -> TargetUnreachable:
+        why = f" ({exc.__class__.__name__}: {exc})" if exc else ""
+        return TargetUnreachable(f"{self.name}: the device went away during the run{why}.",
+                                 "Check the cable / Wi-Fi and `adb devices`; then run again. edgekit's folder "
+                                 f"under {self.tmp} is removed on the next run on this device.")
+
+    @contextlib.contextmanager
+    def board(self):
+        yield ADBBoard(self, self.device())
+
+    def cleanup_stale(self) -> int:
+        """Remove every edgekit-* folder left under the device's tmp (an earlier run that lost the
+        device mid-way). Returns how many were removed."""
+        b = ADBBoard(self, self.device())
+        _, out, _ = b.shell(f"ls -d {shlex.quote(self.tmp)}/edgekit-* 2>/dev/null", 30)
+        dirs = [l.strip() for l in out.splitlines() if posixpath.basename(l.strip()).startswith("edgekit-")]
+        if dirs:
+            b.shell("rm -rf " + quote(dirs), 60)
+        return len(dirs)
+
+    def _python_on_device(self, b: ADBBoard) -> str | None:
+        if self.spec_python:
+            return self.spec_python
+        code, out, _ = b.shell("command -v python3 || command -v python", 15)
+        return out.strip().splitlines()[0] if code == 0 and out.strip() else None
+
+    # -- the contract ----------------------------------------------------------------------------
+
+    def check(self) -> dict:
+        t0 = time.perf_counter()
+        dev = self.device()
+        b = ADBBoard(self, dev)
+        info = _props(dev)
+        py = self._python_on_device(b)
+        result = {"schema_version": profiling.SCHEMA_VERSION, "kind": "devices-check", "target": self.name,
+                  "emulated": False, "reachable": True, "device": {"serial": self.serial, **info},
+                  "python": py, "benchmark_model": self.benchmark_model, "missing": {}}
+        if py:
+            self.python = py
+            agent = AgentTarget.check(self)
+            result.update({k: agent[k] for k in ("python", "numpy", "formats", "missing")})
+            result["device"] = {**agent["device"], "serial": self.serial, **info}
+        elif not self.benchmark_model:
+            result["missing"] = {"runner": "No Python on the device and no benchmark_model given: pass "
+                                           "adb:SERIAL?benchmark_model=PATH (or EDGEKIT_BENCHMARK_MODEL)."}
+        result["check_s"] = time.perf_counter() - t0
+        return result
+
+    def profile(self, artifact, settings: profiling.ProfileSettings) -> dict:
+        artifact = profiling.check_artifact(artifact)
+        if self.benchmark_model and artifact.suffix == ".tflite":
+            return self._profile_benchmark_model(artifact, settings)
+        with self.board() as b:
+            py = self._python_on_device(b)
+        if not py:
+            raise TargetUnreachable(f"{self.name}: the device has no Python for edgekit's agent, and no "
+                                    "benchmark_model was given.",
+                                    "Point edgekit at LiteRT's Android benchmark_model for the device's ABI "
+                                    "(adb:SERIAL?benchmark_model=PATH or EDGEKIT_BENCHMARK_MODEL), or install "
+                                    "Python on the device (Termux).")
+        self.python = py
+        return AgentTarget.profile(self, artifact, settings)
+
+    def run(self, artifact, feeds, threads=None):
+        with self.board() as b:
+            py = self._python_on_device(b)
+        if not py:
+            raise TargetUnreachable(f"{self.name}: on-device parity needs a Python on the device (Termux).",
+                                    "Install Python there, or pass ?python=/path.")
+        self.python = py
+        return AgentTarget.run(self, artifact, feeds, threads=threads)
+
+    def benchmark_args(self, model: str, settings: profiling.ProfileSettings, extra: dict | None = None) -> list[str]:
+        args = [f"--graph={model}", f"--num_runs={settings.runs}", f"--warmup_runs={settings.warmup}",
+                f"--num_threads={settings.threads or 4}", f"--enable_op_profiling={'true' if settings.ops else 'false'}"]
+        for k, v in (extra or {}).items():
+            args.append(f"--{k}={v}")
+        return args
+
+    def _profile_benchmark_model(self, artifact: Path, settings) -> dict:
+        from edgekit.tool_output import benchmark_to_latency_ms, parse_benchmark_model
+
+        exe = Path(self.benchmark_model)
+        if not exe.is_file():
+            raise BadInput(f"benchmark_model not found at {exe}.", "Point EDGEKIT_BENCHMARK_MODEL at the binary.")
+        t0 = time.perf_counter()
+        with self.board() as b, self._scratch(b) as d:
+            t1 = time.perf_counter()
+            runner = b.put(exe, d, "benchmark_model")
+            model = b.put(artifact, d)
+            push_s = time.perf_counter() - t1
+            code, out, err = b.exec([runner, *self.benchmark_args(model, settings)], settings.timeout_s)
+        parsed = parse_benchmark_model(out + "\n" + err)
+        if code != 0 or not parsed["runs"]:
+            tail = " | ".join((err or out).strip().splitlines()[-3:])
+            raise TargetUnreachable(f"{self.name}: benchmark_model exited {code} without a result: {tail}",
+                                    "Check that the binary matches the device's ABI (adb shell getprop "
+                                    "ro.product.cpu.abi) and runs there.")
+        run = parsed["runs"][-1]
+        t = run.get("timings_us", {})
+        return {
+            "schema_version": profiling.SCHEMA_VERSION, "kind": "profile", "target": self.name, "emulated": False,
+            "artifact": str(artifact), "format": "tflite",
+            "runtime": {"name": "benchmark_model", "version": None},
+            "latency_ms": benchmark_to_latency_ms(run.get("inference", {})),
+            "init_ms": t.get("init", 0) / 1000.0, "first_inference_ms": t.get("first_inference", 0) / 1000.0,
+            "peak_rss_mb": (run.get("memory_mb") or {}).get("overall"),
+            "size_bytes": artifact.stat().st_size, "threads": settings.threads or 4,
+            "runs": (run.get("inference") or {}).get("count"), "warmup": settings.warmup,
+            "delegation": parsed.get("delegation"), "gpu": parsed.get("gpu"),
+            "ops": parsed.get("op_profile"), "device": {"serial": self.serial},
+            "transport": {"push_s": push_s, "total_s": time.perf_counter() - t0},
+            "warnings": ["p90/p99 are not printed by benchmark_model (null)."],
+        }
+
+
+def from_spec(spec: str, python: str | None = None, **_options) -> AndroidTarget:
+    base = spec.partition("?")[0]
+    if base != "adb" and not base.startswith("adb:"):
+        raise BadInput(f"Cannot read the Android target {spec!r}.", "Write it as adb or adb:SERIAL.")
+    return AndroidTarget(spec, python=python)
