@@ -165,6 +165,9 @@ class AndroidTarget(AgentTarget):
         self.python = self.spec_python or "python3"
         self.benchmark_model = benchmark_model or q.get("benchmark_model") or os.environ.get("EDGEKIT_BENCHMARK_MODEL")
         self.tmp = q.get("tmp") or DEVICE_TMP
+        # any other ?key=value goes to benchmark_model as --key=value (use_gpu, use_nnapi,
+        # use_xnnpack, external_delegate_path, nnapi_accelerator_name, ...)
+        self.benchmark_flags = {k: v for k, v in q.items() if k not in ("python", "benchmark_model", "tmp")}
         self.name = base
         self.info: dict = {}
 
@@ -221,6 +224,20 @@ class AndroidTarget(AgentTarget):
             b.shell("rm -rf " + quote(dirs), 60)
         return len(dirs)
 
+    _thermal_pair = None
+
+    def thermal(self, b: ADBBoard) -> dict | None:
+        """Temperatures (°C) of the device's thermal zones, where it lets a shell read them."""
+        code, out, _ = b.shell("for z in /sys/class/thermal/thermal_zone*; do "
+                               "echo \"$(cat $z/type 2>/dev/null) $(cat $z/temp 2>/dev/null)\"; done", 15)
+        zones = {}
+        for line in out.splitlines():
+            parts = line.split()
+            if len(parts) == 2 and parts[1].lstrip("-").isdigit():
+                v = int(parts[1])
+                zones[parts[0]] = v / 1000.0 if abs(v) > 1000 else float(v)
+        return zones or None
+
     def _python_on_device(self, b: ADBBoard) -> str | None:
         if self.spec_python:
             return self.spec_python
@@ -252,7 +269,9 @@ class AndroidTarget(AgentTarget):
     def profile(self, artifact, settings: profiling.ProfileSettings) -> dict:
         artifact = profiling.check_artifact(artifact)
         if self.benchmark_model and artifact.suffix == ".tflite":
-            return self._profile_benchmark_model(artifact, settings)
+            result = self._profile_benchmark_model(artifact, settings)
+            result["thermal"] = self._thermal_pair
+            return result
         with self.board() as b:
             py = self._python_on_device(b)
         if not py:
@@ -262,7 +281,13 @@ class AndroidTarget(AgentTarget):
                                     "(adb:SERIAL?benchmark_model=PATH or EDGEKIT_BENCHMARK_MODEL), or install "
                                     "Python on the device (Termux).")
         self.python = py
-        return AgentTarget.profile(self, artifact, settings)
+        with self.board() as b:
+            before = self.thermal(b)
+        result = AgentTarget.profile(self, artifact, settings)
+        with contextlib.suppress(TargetUnreachable), self.board() as b:
+            self._thermal_pair = {"before": before, "after": self.thermal(b)}
+        result["thermal"] = self._thermal_pair
+        return result
 
     def run(self, artifact, feeds, threads=None):
         with self.board() as b:
@@ -292,7 +317,10 @@ class AndroidTarget(AgentTarget):
             runner = b.put(exe, d, "benchmark_model")
             model = b.put(artifact, d)
             push_s = time.perf_counter() - t1
-            code, out, err = b.exec([runner, *self.benchmark_args(model, settings)], settings.timeout_s)
+            before = self.thermal(b)
+            code, out, err = b.exec([runner, *self.benchmark_args(model, settings, self.benchmark_flags)],
+                                    settings.timeout_s)
+            self._thermal_pair = {"before": before, "after": self.thermal(b)}
         parsed = parse_benchmark_model(out + "\n" + err)
         if code != 0 or not parsed["runs"]:
             tail = " | ".join((err or out).strip().splitlines()[-3:])

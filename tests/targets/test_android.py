@@ -105,6 +105,8 @@ def test_profile_with_the_agent_push_run_results_cleanup(cli, phone, digits_tfli
     assert res["delegation"]["delegated_ops"] > 0
     assert "sync:" in d.services and any("shell,v2" in s and "edgekit_agent.py" in s for s in d.services)
     assert any("--watch-stdin" in s for s in d.services)
+    assert "thermal" in res  # None where the device (here: this container) exposes no thermal zones
+    assert any("thermal_zone" in s for s in d.services)
     assert ours() == before  # the device's edgekit-* folder is gone
 
 
