@@ -33,6 +33,8 @@ TABLE = {
 
 def scheme_of(spec: str) -> str:
     spec = (spec or "host").strip()
+    if "://" not in spec:
+        spec = spec.split("?", 1)[0]  # adb?python=..., coral?lib=...
     if "://" in spec:
         return spec.split("://", 1)[0].lower()
     return spec.split(":", 1)[0].lower()
@@ -44,7 +46,8 @@ def get(spec: str | None, **options):
     name = TABLE.get(scheme_of(spec))
     if name is None:
         raise BadInput(f"Unknown target {spec!r}.",
-                       "Targets: host, ssh://user@host[:port], qemu-arm64[:ROOTFS].")
+                       "Targets: host, ssh://user@host[:port], qemu-arm64[:ROOTFS], adb[:SERIAL], "
+                       "coral[:usb|:pci], coral@ssh://user@host.")
     module = importlib.import_module(f"edgekit.targets.{name}")
     return module.from_spec(spec, **options)
 

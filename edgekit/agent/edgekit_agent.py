@@ -830,11 +830,15 @@ def cmd_run(args):
 
 def _arm_cleanup(folder, watch_stdin):
     done = threading.Event()
+    lock = threading.RLock()
 
     def cleanup(*_):
-        if not done.is_set():
-            done.set()
-            shutil.rmtree(folder, ignore_errors=True)
+        # a lock, not only the flag: a signal arriving while the stdin watcher is removing the
+        # folder must wait for it, or its os._exit cuts the removal short
+        with lock:
+            if not done.is_set():
+                shutil.rmtree(folder, ignore_errors=True)
+                done.set()
 
     def die(signum, _frame):
         cleanup()

@@ -202,3 +202,12 @@ def test_benchmark_model_runner(cli, phone, digits_tflite, monkeypatch):  # prag
     r = cli("profile", digits_tflite, "--target", f"adb:{d.addr}", "--runs", "20", "--json")
     assert r.exit_code == 0, r
     assert r.json()["runtime"]["name"] == "benchmark_model" and r.json()["latency_ms"]["mean"] > 0
+
+
+def test_devices_check_single_phone_without_serial(cli, phone):
+    d = phone()
+    r = cli("devices", "check", f"adb?python={sys.executable}", "--json")
+    assert r.exit_code == 0, r
+    res = r.json()
+    assert res["target"] == f"adb:{d.addr}" and res["device"]["model"] == "Edgekit Phone 1"
+    assert res["formats"]["tflite"]["available"] and res["device"]["android"] == "14"
