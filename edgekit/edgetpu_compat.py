@@ -107,10 +107,6 @@ def _names(cls) -> dict[int, str]:
     return {v: k for k, v in vars(cls).items() if not k.startswith("_") and isinstance(v, int)}
 
 
-def _np_dtype(schema_tensor_type: str) -> str:
-    return schema_tensor_type.lower()
-
-
 def analyze(path, subgraph: int = 0) -> dict:
     """The Edge TPU prediction for PATH (a .tflite). See the module docstring for the rules."""
     t0 = time.perf_counter()

@@ -24,7 +24,6 @@ import os
 import posixpath
 import secrets
 import shlex
-import tempfile
 import time
 from pathlib import Path
 from urllib.parse import parse_qs
