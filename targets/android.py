@@ -163,10 +163,16 @@ class AndroidTarget(AgentTarget):
         self.spec_python = python or q.get("python") or os.environ.get("EDGEKIT_ADB_PYTHON")
         self.python = self.spec_python or "python3"
         self.benchmark_model = benchmark_model or q.get("benchmark_model") or os.environ.get("EDGEKIT_BENCHMARK_MODEL")
+        # ExecuTorch's executor_runner for .pte (an Android build for the device's ABI)
+        self.executor_runner = q.get("executor_runner") or os.environ.get("EDGEKIT_EXECUTOR_RUNNER")
+        # where to pull the runner's ETDump to on this computer (executor_runner built with the
+        # event tracer); none: no --etdump_path
+        self.etdump = q.get("etdump") or os.environ.get("EDGEKIT_ETDUMP")
         self.tmp = q.get("tmp") or DEVICE_TMP
         # any other ?key=value goes to benchmark_model as --key=value (use_gpu, use_nnapi,
         # use_xnnpack, external_delegate_path, nnapi_accelerator_name, ...)
-        self.benchmark_flags = {k: v for k, v in q.items() if k not in ("python", "benchmark_model", "tmp")}
+        self.benchmark_flags = {k: v for k, v in q.items()
+                                if k not in ("python", "benchmark_model", "tmp", "executor_runner", "etdump")}
         self.name = base
         self.info: dict = {}
 
@@ -253,13 +259,14 @@ class AndroidTarget(AgentTarget):
         py = self._python_on_device(b)
         result = {"schema_version": profiling.SCHEMA_VERSION, "kind": "devices-check", "target": self.name,
                   "emulated": False, "reachable": True, "device": {"serial": self.serial, **info},
-                  "python": py, "benchmark_model": self.benchmark_model, "missing": {}}
+                  "python": py, "benchmark_model": self.benchmark_model,
+                  "executor_runner": self.executor_runner, "missing": {}}
         if py:
             self.python = py
             agent = AgentTarget.check(self)
             result.update({k: agent[k] for k in ("python", "numpy", "formats", "missing")})
             result["device"] = {**agent["device"], "serial": self.serial, **info}
-        elif not self.benchmark_model:
+        elif not (self.benchmark_model or self.executor_runner):
             result["missing"] = {"runner": "No Python on the device and no benchmark_model given: pass "
                                            "adb:SERIAL?benchmark_model=PATH (or EDGEKIT_BENCHMARK_MODEL)."}
         result["check_s"] = time.perf_counter() - t0
@@ -269,6 +276,10 @@ class AndroidTarget(AgentTarget):
         artifact = profiling.check_artifact(artifact)
         if self.benchmark_model and artifact.suffix == ".tflite":
             result = self._profile_benchmark_model(artifact, settings)
+            result["thermal"] = self._thermal_pair
+            return result
+        if self.executor_runner and artifact.suffix == ".pte":
+            result = self._profile_executor_runner(artifact, settings)
             result["thermal"] = self._thermal_pair
             return result
         with self.board() as b:
@@ -341,6 +352,76 @@ class AndroidTarget(AgentTarget):
             "ops": parsed.get("op_profile"), "device": {"serial": self.serial},
             "transport": {"push_s": push_s, "total_s": time.perf_counter() - t0},
             "warnings": ["p90/p99 are not printed by benchmark_model (null)."],
+        }
+
+    def executor_runner_args(self, model: str, settings: profiling.ProfileSettings, etdump: str | None = None,
+                             extra: dict | None = None) -> list[str]:
+        """executor_runner has no warm-up flag: it runs warmup + runs executions and the warm-up
+        iterations are dropped from the statistics where the runner prints per-iteration times."""
+        args = [f"--model_path={model}", f"--num_executions={settings.warmup + settings.runs}"]
+        if settings.threads:
+            args.append(f"--cpu_threads={settings.threads}")
+        if etdump:
+            args.append(f"--etdump_path={etdump}")
+        for k, v in (extra or {}).items():
+            args.append(f"--{k}={v}")
+        return args
+
+    def _profile_executor_runner(self, artifact: Path, settings) -> dict:
+        from edgekit.tool_output import executor_runner_to_latency_ms, parse_executor_runner
+
+        exe = Path(self.executor_runner)
+        if not exe.is_file():
+            raise BadInput(f"executor_runner not found at {exe}.",
+                           "Point adb:SERIAL?executor_runner=PATH or EDGEKIT_EXECUTOR_RUNNER at an Android "
+                           "build of ExecuTorch's executor_runner for the device's ABI.")
+        t0 = time.perf_counter()
+        warnings = []
+        etdump_local = None
+        with self.board() as b, self._scratch(b) as d:
+            t1 = time.perf_counter()
+            runner = b.put(exe, d, "executor_runner")
+            model = b.put(artifact, d)
+            push_s = time.perf_counter() - t1
+            et_remote = posixpath.join(d, "model.etdump") if self.etdump else None
+            before = self.thermal(b)
+            code, out, err = b.exec([runner, *self.executor_runner_args(model, settings, et_remote,
+                                                                        self.benchmark_flags)], settings.timeout_s)
+            self._thermal_pair = {"before": before, "after": self.thermal(b)}
+            parsed = parse_executor_runner(out + "\n" + err)
+            if et_remote and code == 0:
+                try:
+                    b.get(et_remote, Path(self.etdump))
+                    etdump_local = str(self.etdump)
+                except TargetUnreachable:
+                    warnings.append("No ETDump came back: this executor_runner was built without the event "
+                                    "tracer (-DEXECUTORCH_ENABLE_EVENT_TRACER=ON).")
+        if code != 0 or not parsed["success"]:
+            why = parsed["errors"][-1] if parsed["errors"] else " | ".join((err or out).strip().splitlines()[-3:])
+            hint = ("Check that the binary matches the device's ABI (adb shell getprop ro.product.cpu.abi) and "
+                    "runs there.")
+            if parsed.get("missing_ops"):
+                hint = (f"The runner lacks kernels for {', '.join(parsed['missing_ops'])}: build it with the "
+                        "kernels/backends the .pte needs (e.g. XNNPACK, optimized/portable ops).")
+            raise TargetUnreachable(f"{self.name}: executor_runner exited {code} without a result: {why}", hint)
+        its = parsed.get("iterations_ms")
+        if its and len(its) > settings.warmup:
+            parsed["iterations_ms"] = its[settings.warmup:]
+        elif "total_ms" in parsed:
+            warnings.append("This executor_runner prints only a total time: latency is its mean over all "
+                            f"{parsed.get('executions')} executions, warm-up included; no percentiles.")
+        else:
+            warnings.append("This executor_runner prints no timings (older build): no latency.")
+        return {
+            "schema_version": profiling.SCHEMA_VERSION, "kind": "profile", "target": self.name, "emulated": False,
+            "artifact": str(artifact), "format": "pte",
+            "runtime": {"name": "executor_runner", "version": None},
+            "latency_ms": executor_runner_to_latency_ms(parsed), "init_ms": parsed.get("load_ms"),
+            "size_bytes": artifact.stat().st_size, "threads": settings.threads or parsed.get("threads"),
+            "runs": len(parsed.get("iterations_ms") or []) or parsed.get("executions"), "warmup": settings.warmup,
+            "outputs": parsed["outputs"], "etdump": etdump_local, "device": {"serial": self.serial},
+            "transport": {"push_s": push_s, "total_s": time.perf_counter() - t0},
+            "warnings": warnings,
         }
 
 

@@ -117,3 +117,42 @@ def test_edgetpu_compiler_unspecified_limitation_and_off_chip_streaming():
     assert list(r["cpu_ops_by_reason"]) == ["Operation is otherwise supported, but not mapped due to some "
                                             "unspecified limitation"]
     assert r["all_others_mapped"] is True and r["tpu_share"] == pytest.approx(138 / 141)
+
+
+# -- ExecuTorch executor_runner (recorded real outputs) -------------------------------------------
+
+def test_executor_runner_timed_success_outputs_and_etdump():
+    from edgekit.tool_output import executor_runner_to_latency_ms, parse_executor_runner
+
+    r = parse_executor_runner(read("executor_runner_etdump_xnnpack.txt"))
+    assert r["success"] is True and r["method"] == "forward" and r["threads"] == 1
+    assert r["model_file"] == "model/linear_model_f32.pte" and r["planned_buffers"] == [2112]
+    assert (r["executions"], r["total_ms"]) == (1, pytest.approx(2.904883))
+    assert r["outputs"] == [{"index": 0, "sizes": [1, 256]}]  # the "OutputX 0:" spelling of some builds
+    assert r["etdump"] == "model/linear_model_f32.etdump" and r["errors"] == []
+    lat = executor_runner_to_latency_ms(r)
+    assert lat["mean"] == pytest.approx(2.904883) and lat["p50"] is None  # a total only: no percentiles
+
+
+def test_executor_runner_older_build_without_timing():
+    from edgekit.tool_output import executor_runner_to_latency_ms, parse_executor_runner
+
+    r = parse_executor_runner(read("executor_runner_old_no_timing.txt"))
+    assert r["success"] is True and r["model_file"] == "add.pte" and r["planned_buffers"] == [48]
+    assert r["outputs"] == [{"index": 0, "sizes": [1]}] and "total_ms" not in r and "executions" not in r
+    assert executor_runner_to_latency_ms(r)["mean"] is None
+
+
+def test_executor_runner_failures_are_not_success():
+    """No recorded real failure log of executor_runner itself: the "Missing operator" line is
+    verbatim from pytorch/executorch#1287 (Android logcat), the fatal line follows
+    executor_runner.cpp's ET_CHECK_MSG format string."""
+    from edgekit.tool_output import parse_executor_runner
+
+    log = ("I 00:00:00.000526 executorch:executor_runner.cpp:82] Model file add.pte is loaded.\n"
+           "11-24 09:35:11.099: I/ETLOG(3388): Missing operator: [4] aten::native_dropout.out\n"
+           "F 00:00:00.001100 executorch:executor_runner.cpp:160] In function main(), assert failed "
+           "(method.ok()): Loading of method forward failed with status 0x14\n")
+    r = parse_executor_runner(log)
+    assert r["success"] is False and r["status"] == "0x14" and r["missing_ops"] == ["aten::native_dropout.out"]
+    assert len(r["errors"]) == 1 and "0x14" in r["errors"][0]

@@ -211,3 +211,29 @@ def test_devices_check_single_phone_without_serial(cli, phone):
     res = r.json()
     assert res["target"] == f"adb:{d.addr}" and res["device"]["model"] == "Edgekit Phone 1"
     assert res["formats"]["tflite"]["available"] and res["device"]["android"] == "14"
+
+
+def test_executor_runner_command_line_and_a_runner_that_prints_no_result(cli, phone, tmp_path):
+    """A real binary that is not an executor_runner (true): pushed, run with the runner's flags,
+    and a clear error instead of a made-up result."""
+    d = phone()
+    pte = tmp_path / "m.pte"
+    pte.write_bytes(b"\0" * 64)
+    r = cli("profile", pte, "--target", f"adb:{d.addr}?executor_runner={shutil.which('true')}&etdump={tmp_path}/x.etdump",
+            "--runs", "7", "--warmup", "2", "--threads", "2")
+    assert r.exit_code == 4, r
+    assert "executor_runner exited 0 without a result" in r.stderr
+    (cmd,) = [s for s in d.services if s.startswith("shell") and "/executor_runner" in s]
+    assert "--model_path=" in cmd and "--num_executions=9" in cmd and "--cpu_threads=2" in cmd
+    assert "--etdump_path=" in cmd and "model.etdump" in cmd
+
+
+@pytest.mark.skipif(not os.environ.get("EDGEKIT_TEST_EXECUTOR_RUNNER"),
+                    reason="no ExecuTorch executor_runner binary here (set EDGEKIT_TEST_EXECUTOR_RUNNER to a build "
+                           "that runs on this host); its output parser is tested on recorded real outputs")
+def test_executor_runner_runner(cli, phone, digits_pte, monkeypatch):  # pragma: no cover
+    d = phone()
+    monkeypatch.setenv("EDGEKIT_EXECUTOR_RUNNER", os.environ["EDGEKIT_TEST_EXECUTOR_RUNNER"])
+    r = cli("profile", digits_pte, "--target", f"adb:{d.addr}", "--runs", "5", "--json")
+    assert r.exit_code == 0, r
+    assert r.json()["runtime"]["name"] == "executor_runner" and r.json()["latency_ms"]["mean"] > 0
