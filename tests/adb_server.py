@@ -327,7 +327,7 @@ class EmulatedDevice:
     """One emulated phone on 127.0.0.1:port. `vanish()` pulls the cable."""
 
     def __init__(self, props: dict | None = None, unauthorized: bool = False, env: dict | None = None,
-                 features: str = "shell_v2,cmd"):
+                 features: str = "shell_v2,cmd", port: int = 0):
         self.props = dict(DEFAULT_PROPS, **(props or {}))
         self.features = features
         self.unauthorized = unauthorized
@@ -349,7 +349,9 @@ class EmulatedDevice:
         os.chmod(os.path.join(self.bin, "getprop"), 0o755)
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
+        # port=5555 (5557, ... 5585): where the adb server looks for Android Emulators on its own
+        # (it calls the one on 5555 `emulator-5554`, after the console port below it); loopback only
+        self.sock.bind(("127.0.0.1", port))
         self.sock.listen(8)
         self.port = self.sock.getsockname()[1]
         self.running = True

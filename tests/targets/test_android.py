@@ -237,3 +237,39 @@ def test_executor_runner_runner(cli, phone, digits_pte, monkeypatch):  # pragma:
     r = cli("profile", digits_pte, "--target", f"adb:{d.addr}", "--runs", "5", "--json")
     assert r.exit_code == 0, r
     assert r.json()["runtime"]["name"] == "executor_runner" and r.json()["latency_ms"]["mean"] > 0
+
+
+@pytest.fixture
+def emulator_5554(tmp_path, monkeypatch):
+    """An emulated phone listening where the Android Emulator's adbd does (127.0.0.1:5555), and an
+    adb server started after it, which finds it by its own scan of 5555-5585 (no `adb connect`)."""
+    try:
+        d = EmulatedDevice(port=5555)
+    except OSError as exc:
+        pytest.skip(f"127.0.0.1:5555 is taken on this host ({exc}); cannot stand in for emulator-5554")
+    port = _free_port()
+    env = dict(os.environ, ANDROID_ADB_SERVER_PORT=str(port), HOME=str(tmp_path))
+    subprocess.run([ADB, "start-server"], env=env, check=True, capture_output=True, timeout=30)
+    monkeypatch.setenv("ANDROID_ADB_SERVER_PORT", str(port))
+    try:
+        deadline = time.monotonic() + 15
+        while "emulator-5554\tdevice" not in (listing := subprocess.run(
+                [ADB, "devices"], env=env, capture_output=True, text=True, timeout=30).stdout):
+            assert time.monotonic() < deadline, f"the adb server never listed emulator-5554: {listing}"
+            time.sleep(0.2)
+        yield d
+    finally:
+        subprocess.run([ADB, "kill-server"], env=env, capture_output=True, timeout=30)
+        d.vanish()
+
+
+def test_emulator_5554_found_without_adb_connect(cli, emulator_5554, digits_tflite):
+    r = cli("devices", "adb", "--json")
+    assert r.exit_code == 0, r
+    (dev,) = [x for x in r.json()["devices"] if x["serial"] == "emulator-5554"]
+    assert dev["state"] == "device" and dev["target"] == "adb:emulator-5554" and dev["model"] == "Edgekit Phone 1"
+    r = cli("profile", digits_tflite, "--target", f"adb:emulator-5554?python={sys.executable}", "--runs", "5",
+            "--json")
+    assert r.exit_code == 0, r
+    assert r.json()["target"] == "adb:emulator-5554" and r.json()["latency_ms"]["p50"] > 0
+    assert any("edgekit_agent.py" in s for s in emulator_5554.services)
