@@ -141,6 +141,9 @@ class ADBBoard:
             raise self.t.dropped(exc) from exc
 
     def exec(self, argv: list[str], timeout: float) -> tuple[int, str, str]:
+        pin = self.t.pinning
+        if pin and pin.get("applied"):  # `taskset MASK cmd ...` (toybox and util-linux alike)
+            argv = ["taskset", pin["mask"], *argv]
         if "--cleanup" in argv:  # the agent: also clean up when adbd closes its stdin (cable pulled)
             i = argv.index("--cleanup")
             argv = argv[:i] + ["--watch-stdin"] + argv[i:]
@@ -172,7 +175,11 @@ class AndroidTarget(AgentTarget):
         # any other ?key=value goes to benchmark_model as --key=value (use_gpu, use_nnapi,
         # use_xnnpack, external_delegate_path, nnapi_accelerator_name, ...)
         self.benchmark_flags = {k: v for k, v in q.items()
-                                if k not in ("python", "benchmark_model", "tmp", "executor_runner", "etdump")}
+                                if k not in ("python", "benchmark_model", "tmp", "executor_runner", "etdump",
+                                             "cpus", "taskset")}
+        # core pinning: ?cpus=4-7 (a list/ranges of CPU numbers) or ?taskset=f0 (a hex mask)
+        self.pin_request = _pin_mask(q.get("cpus"), q.get("taskset"))
+        self.pinning: dict | None = None
         self.name = base
         self.info: dict = {}
 
@@ -217,7 +224,29 @@ class AndroidTarget(AgentTarget):
 
     @contextlib.contextmanager
     def board(self):
-        yield ADBBoard(self, self.device())
+        b = ADBBoard(self, self.device())
+        if self.pin_request and self.pinning is None:
+            self.pinning = self._probe_pinning(b)
+        yield b
+
+    def _probe_pinning(self, b: ADBBoard) -> dict:
+        """Whether this device lets a shell pin to the mask: `taskset MASK true` must succeed (no
+        taskset, or CPUs the device does not have / will not give, is a warning, not a failure)."""
+        pin = dict(self.pin_request)
+        code, out, err = b.shell(quote(["taskset", pin["mask"], "true"]), 15)
+        pin["applied"] = code == 0
+        if code != 0:
+            why = " ".join((err or out).strip().splitlines()[-1:]) or f"exit {code}"
+            pin["reason"] = (f"taskset is not on the device ({why})" if code == 127 or "not found" in why
+                             else f"the device refused `taskset {pin['mask']}` ({why})")
+        return pin
+
+    def _pin_warning(self, result: dict) -> dict:
+        result["pinning"] = self.pinning
+        if self.pinning and not self.pinning["applied"]:
+            result.setdefault("warnings", []).append(
+                f"Cores not pinned: {self.pinning['reason']}; measured on whatever cores the scheduler chose.")
+        return result
 
     def cleanup_stale(self) -> int:
         """Remove every edgekit-* folder left under the device's tmp (an earlier run that lost the
@@ -277,11 +306,11 @@ class AndroidTarget(AgentTarget):
         if self.benchmark_model and artifact.suffix == ".tflite":
             result = self._profile_benchmark_model(artifact, settings)
             result["thermal"] = self._thermal_pair
-            return result
+            return self._pin_warning(result)
         if self.executor_runner and artifact.suffix == ".pte":
             result = self._profile_executor_runner(artifact, settings)
             result["thermal"] = self._thermal_pair
-            return result
+            return self._pin_warning(result)
         with self.board() as b:
             py = self._python_on_device(b)
         if not py:
@@ -297,7 +326,7 @@ class AndroidTarget(AgentTarget):
         with contextlib.suppress(TargetUnreachable), self.board() as b:
             self._thermal_pair = {"before": before, "after": self.thermal(b)}
         result["thermal"] = self._thermal_pair
-        return result
+        return self._pin_warning(result)
 
     def run(self, artifact, feeds, threads=None):
         with self.board() as b:
@@ -423,6 +452,28 @@ class AndroidTarget(AgentTarget):
             "transport": {"push_s": push_s, "total_s": time.perf_counter() - t0},
             "warnings": warnings,
         }
+
+
+def _pin_mask(cpus: str | None, mask: str | None) -> dict | None:
+    """?cpus=4-7 / ?cpus=0,2,4-5 → {"cpus": ..., "mask": "f0"}; ?taskset=f0 → the mask as given."""
+    if mask:
+        m = mask.lower().removeprefix("0x")
+        if not m or any(c not in "0123456789abcdef" for c in m) or int(m, 16) == 0:
+            raise BadInput(f"?taskset={mask!r} is not a CPU mask.", "Write it in hex, e.g. ?taskset=f0 for CPUs 4-7.")
+        return {"cpus": cpus, "mask": m}
+    if not cpus:
+        return None
+    bits = 0
+    try:
+        for part in cpus.split(","):
+            lo, _, hi = part.strip().partition("-")
+            for c in range(int(lo), int(hi or lo) + 1):
+                bits |= 1 << c
+    except ValueError:
+        bits = 0
+    if not bits:
+        raise BadInput(f"?cpus={cpus!r} is not a CPU list.", "Write it as ?cpus=4-7 or ?cpus=0,2,4-5.")
+    return {"cpus": cpus, "mask": format(bits, "x")}
 
 
 def from_spec(spec: str, python: str | None = None, **_options) -> AndroidTarget:

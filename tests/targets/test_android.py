@@ -273,3 +273,29 @@ def test_emulator_5554_found_without_adb_connect(cli, emulator_5554, digits_tfli
     assert r.exit_code == 0, r
     assert r.json()["target"] == "adb:emulator-5554" and r.json()["latency_ms"]["p50"] > 0
     assert any("edgekit_agent.py" in s for s in emulator_5554.services)
+
+
+def test_core_pinning_with_taskset_on_the_command_line(cli, phone, digits_tflite):
+    d = phone()
+    r = cli("profile", digits_tflite, "--target", f"adb:{d.addr}?python={sys.executable}&cpus=0", "--runs", "3",
+            "--json")
+    assert r.exit_code == 0, r
+    assert r.json()["pinning"] == {"cpus": "0", "mask": "1", "applied": True}
+    (run,) = [s for s in d.services if "edgekit_agent.py" in s and " profile " in s]
+    assert "taskset 1 " in run.partition(":")[2]
+
+
+def test_device_without_taskset_warns_and_still_measures(cli, phone, digits_tflite, tmp_path):
+    bare = tmp_path / "phone-bin"  # the phone's PATH: this host's tools, without taskset
+    bare.mkdir()
+    for tool in Path("/usr/bin").iterdir():
+        if tool.name != "taskset":
+            (bare / tool.name).symlink_to(tool)
+    d = phone(env={"PATH": str(bare)})
+    r = cli("profile", digits_tflite, "--target", f"adb:{d.addr}?python={sys.executable}&taskset=f0", "--runs", "3",
+            "--json")
+    assert r.exit_code == 0, r
+    res = r.json()
+    assert res["pinning"]["applied"] is False and "taskset is not on the device" in res["pinning"]["reason"]
+    assert any(w.startswith("Cores not pinned") for w in res["warnings"])
+    assert not any("taskset f0 " in s and "edgekit_agent.py" in s for s in d.services)
