@@ -95,6 +95,9 @@ def convert(source, recipe: QuantRecipe, dest: Path, options) -> Artifact:
     summary = tflite_quant.summarize(dest)
     ok, why = tflite_quant.effective(recipe, summary)
     quant.update({"effective": ok, **({"note": why} if why else {}), **summary})
+    hybrid = tflite_quant.hybrid_note(recipe, summary)  # e.g. residual ADDs left in float
+    if hybrid:
+        notes.append(hybrid)
     for i in nhwc_in:
         session.inputs[i].layout = "NHWC"
     versions = {}

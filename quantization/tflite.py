@@ -93,7 +93,7 @@ def hybrid_note(recipe: QuantRecipe, summary: dict) -> str | None:
     ops = summary["float_ops_by_type"]
     listed = ", ".join(f"{k} ×{v}" for k, v in sorted(ops.items(), key=lambda kv: -kv[1]))
     return (f"{sum(ops.values())} of {summary['op_count']} ops still compute in float ({listed}): the "
-            "converter had no integer kernel for them, so the model is hybrid, not full-integer. "
+            "converter left them unquantized, so the model is hybrid, not full-integer. "
             "Integer-only accelerators (Edge TPU, many NPUs) will fall back to the CPU there.")
 
 
