@@ -9,14 +9,7 @@ need=()
 command -v mmdebstrap >/dev/null || need+=(mmdebstrap)
 command -v qemu-aarch64-static >/dev/null || need+=(qemu-user-static)
 command -v update-binfmts >/dev/null || need+=(binfmt-support)
-if [ ${#need[@]} -gt 0 ]; then
-    if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
-        echo "missing system packages: ${need[*]} (install them with your package manager)" >&2
-        exit 1
-    fi
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-fi
+. "$(dirname "$0")/apt-missing.sh"
 if [ "$(id -u)" = 0 ]; then
     mountpoint -q /proc/sys/fs/binfmt_misc || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
     [ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] || update-binfmts --enable qemu-aarch64

@@ -76,7 +76,7 @@ class _Conn:
                 data = self.recv_exact(n) if n else b""
                 self.dispatch(cmd, a0, a1, data)
         except (ConnectionError, OSError):
-            pass
+            pass  # the host hung up (or the test made the device vanish): end of this connection
         finally:
             self.alive = False
             for s in list(self.streams.values()):
@@ -84,7 +84,7 @@ class _Conn:
             try:
                 self.sock.close()
             except OSError:
-                pass
+                pass  # already closed
 
     def dispatch(self, cmd, a0, a1, data):
         dev = self.dev
@@ -150,7 +150,7 @@ class _Stream:
             try:
                 self.c.send(A_CLSE, self.local, self.remote)
             except OSError:
-                pass
+                pass  # the connection is gone; the host sees the stream closed either way
 
     def incoming(self, data: bytes):
         if self.proc is not None and self.v2:  # shell v2 packets from the host: stdin, close-stdin
@@ -210,7 +210,7 @@ class _Stream:
             else:
                 pass  # unknown service: just close
         except (ConnectionError, OSError):
-            pass
+            pass  # the host hung up (or the test made the device vanish): end of this connection
         finally:
             self.close()
 

@@ -26,19 +26,7 @@ def torch_digits(digits, tmp_path_factory):
     spec = importlib.util.spec_from_file_location("torch_nets", NETS)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    torch.manual_seed(0)
-    model = mod.DigitsNet()
-    x = torch.from_numpy(digits["x_train"][:, None])
-    y = torch.from_numpy(digits["y_train"])
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    for _ in range(15):
-        perm = torch.randperm(len(x))
-        for i in range(0, len(x), 32):
-            idx = perm[i : i + 32]
-            opt.zero_grad()
-            torch.nn.functional.cross_entropy(model(x[idx]), y[idx]).backward()
-            opt.step()
-    model.eval()
+    model = mod.train_digits_net(digits, epochs=15)
     with torch.no_grad():
         pred = model(torch.from_numpy(digits["x_test"][:, None])).argmax(1).numpy()
     acc = float((pred == digits["y_test"]).mean())

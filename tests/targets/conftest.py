@@ -121,7 +121,7 @@ LogLevel VERBOSE
                     ppid = int(stat.rsplit(")", 1)[1].split()[1])
                     kids.setdefault(ppid, []).append(int(p.name))
                 except (OSError, ValueError, IndexError):
-                    pass
+                    pass  # the process exited while /proc was being read
         out, todo = [], list(kids.get(self.proc.pid, []))
         while todo:
             pid = todo.pop()
@@ -130,7 +130,7 @@ LogLevel VERBOSE
                     out.append(pid)
                     todo.extend(kids.get(pid, []))
             except OSError:
-                pass
+                pass  # exited meanwhile: nothing to kill
         return out
 
     def leftovers(self) -> list[str]:
