@@ -9,7 +9,9 @@ from tests.conftest import edgekit_cmd
 def test_help_and_version_do_not_import_frameworks():
     code = (
         "import sys; from edgekit.cli import main\n"
-        "for argv in (['--help'], ['--version'], ['convert', '--help']):\n"
+        "for argv in (['--help'], ['--version'], ['convert', '--help'], ['validate', '--help'], ['profile', '--help'],\n"
+        "             ['run', '--help'], ['report', '--help'], ['inspect', '--help'], ['devices', 'check', '--help'],\n"
+        "             ['emulator', 'create', '--help']):\n"
         "    try: main(argv)\n"
         "    except SystemExit as e: assert e.code in (0, None), e.code\n"
         "heavy = [m for m in ('tensorflow', 'torch', 'executorch', 'ai_edge_litert', 'numpy', 'rich') if m in sys.modules]\n"
