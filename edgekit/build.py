@@ -9,7 +9,7 @@ from pathlib import Path
 from . import __version__
 from .artifacts import atomic_output, check_writable
 from .data import RandomInputsWarning, load_samples
-from .errors import BadInput, CheckFailed
+from .errors import BadInput, CheckFailed, raise_if_ctrl_c_seen
 from .specs import parse_input_shapes
 
 SCHEMA_VERSION = 1
@@ -121,6 +121,7 @@ def convert(
             session = load_runtime(tmp_dest)
             parity = parity_mod.check(source.reference, session, check_samples, recipe.precision, thresholds, progress)
             timings["parity_s"] = time.perf_counter() - t0
+        raise_if_ctrl_c_seen()  # the converter may have swallowed it and calibrated on fewer samples
     artifact.path = dest
     if artifact.quantization.get("effective") is False and artifact.quantization.get("note"):
         notes.append(f"--quantize {recipe.name} had no effect: {artifact.quantization['note']}")

@@ -11,7 +11,7 @@ import sys
 import click
 
 from ._version import __version__
-from .errors import INTERRUPTED, EdgekitError
+from .errors import INTERRUPTED, EdgekitError, is_interrupt, watch_ctrl_c
 
 QUANTIZE = ("none", "fp16", "dynamic-int8", "int8", "int16x8")
 IO_DTYPES = ("float32", "int8", "uint8", "int16")
@@ -240,7 +240,9 @@ def run_pipeline(pipeline, only, out, force, as_json):
             try:
                 report = run_it(pipeline, only=only or None, out=out, force=force,
                                 log=lambda m: con.log(m) if STATE.verbose else None, on_build=on_build)
-            except KeyboardInterrupt:
+            except BaseException as exc:
+                if not is_interrupt(exc):
+                    raise
                 con.print("[yellow]Interrupted: the partial report in the output folder says what finished.[/]")
                 raise
         print_run(con, report)
@@ -458,26 +460,26 @@ def CheckFailedForInspect():
 
 
 def main(argv=None):
+    watch_ctrl_c()
     try:
         cli.main(args=argv, prog_name="edgekit", standalone_mode=False)
-    except EdgekitError as exc:
+    except (Exception, KeyboardInterrupt) as exc:
+        if isinstance(exc, click.exceptions.Exit):
+            sys.exit(exc.exit_code)
+        interrupted = is_interrupt(exc) or isinstance(exc, click.exceptions.Abort)
+        if not interrupted and isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if not interrupted and not isinstance(exc, EdgekitError):
+            raise
         if STATE.debug:
             import traceback
 
             traceback.print_exc()
+        if interrupted:
+            exc = EdgekitError("Interrupted; nothing partial was left behind.")
         _print_error(exc)
-        sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        _print_error(EdgekitError("Interrupted; nothing partial was left behind."))
-        sys.exit(INTERRUPTED)
-    except KeyboardInterrupt:
-        _print_error(EdgekitError("Interrupted; nothing partial was left behind."))
-        sys.exit(INTERRUPTED)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
+        sys.exit(INTERRUPTED if interrupted else exc.exit_code)
 
 
 def _print_error(exc: EdgekitError) -> None:

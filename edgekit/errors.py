@@ -43,6 +43,46 @@ class CheckFailed(EdgekitError):
     exit_code = CHECK_FAILED
 
 
+# Ctrl-C that lands inside native code (TensorFlow's pybind11 layer) can surface as a
+# RuntimeError, which a converter then wraps as a bad-model error. The handler remembers the
+# keypress, so callers can tell a real failure from an interrupted one.
+_ctrl_c_seen = False
+
+
+def watch_ctrl_c() -> None:
+    """Install the SIGINT handler (main thread only): record the keypress, raise KeyboardInterrupt."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def on_sigint(signum, frame):
+        global _ctrl_c_seen
+        _ctrl_c_seen = True
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, on_sigint)
+
+
+def is_interrupt(exc: BaseException) -> bool:
+    """True for KeyboardInterrupt, and for any error raised after the user pressed Ctrl-C."""
+    return isinstance(exc, KeyboardInterrupt) or _ctrl_c_seen
+
+
+def reraise_if_interrupted(exc: BaseException) -> None:
+    """Turn an error that Ctrl-C caused (however native code reshaped it) back into KeyboardInterrupt."""
+    if is_interrupt(exc):
+        raise KeyboardInterrupt from exc
+
+
+def raise_if_ctrl_c_seen() -> None:
+    """For commit points: native code (TFLite calibration) can swallow the KeyboardInterrupt and
+    carry on with fewer samples; a Ctrl-C the user pressed must still stop the commit."""
+    if _ctrl_c_seen:
+        raise KeyboardInterrupt
+
+
 def require(module: str, extra: str, what: str | None = None):
     """Import an optional framework on first use, or explain which extra installs it."""
     import importlib

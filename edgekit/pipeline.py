@@ -14,7 +14,7 @@ from pathlib import Path
 
 from . import __version__
 from .artifacts import atomic_output, file_sha256, read_manifest
-from .errors import BadInput, CheckFailed, EdgekitError
+from .errors import BadInput, CheckFailed, EdgekitError, is_interrupt, reraise_if_interrupted
 from .pipeline_file import BUDGETS, BuildSpec, Pipeline
 from .pipeline_file import load as load_pipeline
 
@@ -128,7 +128,9 @@ def run(pipeline: str | Path | Pipeline, only=None, out=None, force: bool = Fals
             entry = _run_build(p, b, out_dir, versions, force, log)
             report["builds"].append(entry)
             on_build(b.name, entry["status"])
-    except KeyboardInterrupt:
+    except BaseException as exc:
+        if not is_interrupt(exc):
+            raise
         report["interrupted"] = True
         done = {e["name"] for e in report["builds"]}
         report["not_run"] = [b.name for b in p.builds if b.name not in done]
@@ -174,6 +176,7 @@ def _run_build(p: Pipeline, b: BuildSpec, out_dir: Path, versions: dict, force: 
                 thresholds=thresholds_from(budgets),
             )
         except EdgekitError as exc:
+            reraise_if_interrupted(exc)
             entry.update(status="failed", passed=False, error={"message": exc.message, "hint": exc.hint, "exit_code": exc.exit_code})
             return entry
         _stamp_cache_key(artifact, key)
@@ -182,6 +185,7 @@ def _run_build(p: Pipeline, b: BuildSpec, out_dir: Path, versions: dict, force: 
         try:
             entry["profiles"].append(_profile(p, artifact, target, force, entry["notes"], log))
         except EdgekitError as exc:
+            reraise_if_interrupted(exc)
             entry["profiles"].append({"target": target, "error": {"message": exc.message, "hint": exc.hint, "exit_code": exc.exit_code}})
     entry["budgets"] = evaluate_budgets(budgets, convert_result, entry["profiles"], p.targets)
     entry["passed"] = (all(v["passed"] for v in entry["budgets"])
