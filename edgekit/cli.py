@@ -174,12 +174,15 @@ def _progress(con):
 @click.option("--max-accuracy-drop", type=float, metavar="X", help="Fail when accuracy on labels drops more (0..1).")
 @click.option("--input-shape", "input_shapes", multiple=True, metavar="NAME=1x224x224x3",
               help="Fix a dynamic input shape of the reference model (repeat per input).")
+@click.option("--weights", metavar="FILE",
+              help="PyTorch reference as file.py:Class: its state_dict or checkpoint (loaded with weights_only=True).")
 @click.option("--target", "-t", default=None, metavar="TARGET",
               help="Run the candidate there (host, ssh://user@host[:port], qemu-arm64[:ROOTFS]); the reference runs here.")
 @click.option("--accept-new-host-key", is_flag=True, help="SSH: trust an unknown host key and record it in known_hosts.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 def validate(reference, candidate, data, samples, per_layer, preset, min_psnr, max_abs, min_cosine,
-             min_top1_agreement, max_accuracy_drop, input_shapes, as_json, target=None, accept_new_host_key=False):
+             min_top1_agreement, max_accuracy_drop, input_shapes, weights, as_json, target=None,
+             accept_new_host_key=False):
     """Check that CANDIDATE (an artifact) computes what REFERENCE computes.
 
     \b
@@ -191,6 +194,7 @@ def validate(reference, candidate, data, samples, per_layer, preset, min_psnr, m
     Examples:
       edgekit validate digits.keras digits_int8.tflite --data test.npz
       edgekit validate model_fp32.tflite model_int8.tflite --data test.npz --per-layer --json
+      edgekit validate net.py:Net --weights net.pt --input-shape x=1x3x32x32 net.pte
     """
     from .report import print_validate
     from .validation import raise_for_result, validate as do_validate
@@ -202,7 +206,7 @@ def validate(reference, candidate, data, samples, per_layer, preset, min_psnr, m
         result = do_validate(
             reference, candidate, data=data, samples=samples, per_layer=per_layer,
             thresholds={k: v for k, v in thresholds.items() if v is not None}, preset=preset,
-            input_shapes=input_shapes, progress=progress,
+            input_shapes=input_shapes, weights=weights, progress=progress,
             log=lambda m: con.log(m) if STATE.verbose else None,
             target=target, target_options={"accept_new_host_key": accept_new_host_key} if target else None,
         )

@@ -60,6 +60,52 @@ def check_artifact(path) -> Path:
     return p
 
 
+def companion_files(artifact: Path) -> list[Path]:
+    """Files the artifact needs beside it on a device: ONNX external data (torch.onnx.export
+    writes the weights to `model.onnx.data` by default). Each goes into the same folder."""
+    if artifact.suffix != ".onnx":
+        return []
+    try:
+        import onnx
+    except ImportError:  # onnxruntime alone on this machine: the exporter's default name
+        guess = artifact.with_name(artifact.name + ".data")
+        return [guess] if guess.is_file() else []
+    try:
+        model = onnx.load(str(artifact), load_external_data=False)
+    except Exception as exc:
+        raise BadInput(f"{artifact} is not a readable ONNX model ({exc}).", "Re-export it.") from exc
+    locations = {entry.value for t in _onnx_tensors(model.graph) if t.data_location == onnx.TensorProto.EXTERNAL
+                 for entry in t.external_data if entry.key == "location"}
+    files = []
+    for loc in sorted(locations):
+        f = artifact.parent / loc
+        if Path(loc).name != loc:
+            raise BadInput(f"{artifact.name} keeps weights in {loc}, in another folder.",
+                           "Save the external data beside the model: onnx.save(model, path, "
+                           "save_as_external_data=True, location='model.onnx.data').")
+        if not f.is_file():
+            raise BadInput(f"{artifact.name} keeps its weights in {loc}, which is not beside it in {artifact.parent}.",
+                           f"Copy {loc} next to {artifact.name}.")
+        files.append(f)
+    return files
+
+
+def _onnx_tensors(graph):
+    yield from graph.initializer
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.HasField("t"):
+                yield attr.t
+            yield from attr.tensors
+            for g in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
+                yield from _onnx_tensors(g)
+
+
+def artifact_size(artifact: Path) -> int:
+    """Bytes a device needs for the model: the file plus its companion files."""
+    return sum(f.stat().st_size for f in [artifact, *companion_files(artifact)])
+
+
 def input_specs(artifact: Path):
     """The artifact's input specs: from its manifest when edgekit wrote one, else by loading it."""
     from .specs import TensorSpec
@@ -150,7 +196,7 @@ def build_result(payload: dict, *, target: str, artifact: Path, emulated: bool =
         "first_inference_ms": r["first_inference_ms"],
         "peak_rss_mb": r["peak_rss_mb"],
         "baseline_rss_mb": r.get("baseline_rss_mb"),
-        "size_bytes": r["size_bytes"],
+        "size_bytes": artifact_size(artifact),
         "threads": r["threads"],
         "runs": r["runs"],
         "warmup": r["warmup"],

@@ -63,7 +63,8 @@ def is_artifact(spec) -> bool:
     return p.is_file() and (p.suffix.lower() in FORMATS or p.name.endswith("_edgetpu.tflite"))
 
 
-def load_reference(spec, input_shapes: dict | None = None, threads: int | None = None) -> Reference:
+def load_reference(spec, input_shapes: dict | None = None, threads: int | None = None,
+                   weights: str | None = None) -> Reference:
     if is_artifact(spec):
         session = load_runtime(spec, threads=threads)
         return Reference(
@@ -74,7 +75,7 @@ def load_reference(spec, input_shapes: dict | None = None, threads: int | None =
     from .sources import from_object, load_model
 
     if isinstance(spec, (str, Path)):
-        source = load_model(str(spec), input_shapes or {})
+        source = load_model(str(spec), input_shapes or {}, weights=weights)
     else:
         source = from_object(spec, type(spec).__name__, input_shapes or {})
     return Reference(kind="model", origin=source.origin, inputs=source.inputs, call=source.reference,
@@ -282,6 +283,7 @@ def validate(
     *,
     preset: str | None = None,
     input_shapes=(),
+    weights: str | None = None,
     threads: int | None = None,
     target_options: dict | None = None,
     progress=None,
@@ -307,7 +309,10 @@ def validate(
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     log(f"Loading the reference {reference}")
-    ref = load_reference(reference, shapes, threads)
+    if weights is not None and is_artifact(reference):
+        raise BadInput("--weights belongs to a PyTorch reference given as file.py:Class, not to an artifact.",
+                       "Drop --weights, or pass the model spec as REFERENCE.")
+    ref = load_reference(reference, shapes, threads, weights=weights)
     log(f"Loading the candidate {cand_path}")
     session = load_runtime(cand_path, threads=threads)
     timings["load_s"] = time.perf_counter() - t0

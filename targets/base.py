@@ -115,13 +115,19 @@ class AgentTarget:
             inputs = profiling.write_inputs(artifact, settings.data, Path(local) / "inputs.npz")
             with self.board() as b, self._scratch(b) as d:
                 t1 = time.perf_counter()
-                model = b.put(artifact, d)
+                model = self._put_model(b, artifact, d)
                 feed = b.put(inputs, d) if inputs else None
                 push_s = time.perf_counter() - t1
                 payload = self._agent(b, d, settings.agent_args(model, feed), settings.timeout_s, last=True)
         transport = {"push_s": push_s, "total_s": time.perf_counter() - t0}
         return profiling.build_result(payload, target=self.name, artifact=artifact, emulated=self.emulated,
                                       transport=transport)
+
+    @staticmethod
+    def _put_model(b: Board, artifact: Path, d: str) -> str:
+        for f in profiling.companion_files(artifact):
+            b.put(f, d)
+        return b.put(artifact, d)
 
     def run(self, artifact, feeds: list[dict], threads: int | None = None) -> list[dict]:
         """Run each feed (raw tensors, batch 1, keyed by input name) on the target; raw outputs
@@ -132,7 +138,7 @@ class AgentTarget:
             src = Path(local) / "inputs.npz"
             np.savez(src, **{n: np.concatenate([f[n] for f in feeds]) for n in names})
             with self.board() as b, self._scratch(b) as d:
-                model = b.put(artifact, d)
+                model = self._put_model(b, artifact, d)
                 feed = b.put(src, d)
                 out_remote = f"{d}/outputs.npz"
                 args = ["run", model, "--inputs", feed, "--outputs", out_remote]

@@ -439,10 +439,30 @@ class TorchScriptModel:
         from torch.jit.mobile import _load_for_lite_interpreter
 
         self.module = _load_for_lite_interpreter(str(path))
-        self.inputs, self.outputs, self.native_log = [], [], ""
+        io = self._stored_io(path)
+        if not io.get("inputs"):
+            raise Bad(f"{os.path.basename(path)} does not say what its inputs are: the lite interpreter cannot "
+                      "tell, and the file has no edgekit I/O record. Convert it with edgekit convert --to torchscript.")
+        self.inputs = [Spec(d["name"], d["shape"], d["dtype"]) for d in io["inputs"]]
+        self.outputs = [Spec(d["name"], d["shape"], d["dtype"]) for d in io.get("outputs", [])]
+        self.native_log = ""
+
+    @staticmethod
+    def _stored_io(path):
+        """The I/O specs edgekit's converter keeps inside the .ptl archive (extra/edgekit_io.json)."""
+        import zipfile
+
+        try:
+            with zipfile.ZipFile(path) as z:
+                for name in z.namelist():
+                    if name.endswith("extra/edgekit_io.json"):
+                        return json.loads(z.read(name))
+        except (OSError, zipfile.BadZipFile, ValueError):
+            pass
+        return {}
 
     def set_inputs(self, feeds):
-        self._args = [self._torch.from_numpy(self._np.ascontiguousarray(v)) for v in feeds.values()]
+        self._args = [self._torch.from_numpy(self._np.ascontiguousarray(feeds[s.name])) for s in self.inputs]
 
     def invoke(self):
         with self._torch.no_grad():
@@ -450,7 +470,8 @@ class TorchScriptModel:
         self._last = out if isinstance(out, (tuple, list)) else [out]
 
     def get_outputs(self):
-        return {f"output_{i}": o.numpy().copy() for i, o in enumerate(self._last)}
+        names = [s.name for s in self.outputs] or [f"output_{i}" for i in range(len(self._last))]
+        return {n: o.numpy().copy() for n, o in zip(names, self._last)}
 
     def delegation(self):
         return None

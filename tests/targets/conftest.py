@@ -40,6 +40,29 @@ def digits_pte(torch_digits, tmp_path_factory):  # noqa: F811
 
 
 @pytest.fixture(scope="session")
+def digits_ptl(torch_digits, tmp_path_factory):  # noqa: F811
+    out = tmp_path_factory.mktemp("digits-ptl") / "digits.ptl"
+    r = run_cli("convert", *torch_digits["args"], "--to", "torchscript", "-o", out,
+                "--data", torch_digits["test"], "--samples", "32")
+    assert r.exit_code == 0, r
+    return out
+
+
+@pytest.fixture(scope="session")
+def digits_onnx(torch_digits, tmp_path_factory):  # noqa: F811
+    """The trained torch digits net through torch.onnx.export as users run it: the weights land
+    in `digits.onnx.data` beside the graph (the exporter's default since torch 2.9)."""
+    import torch
+
+    out = tmp_path_factory.mktemp("digits-onnx") / "digits.onnx"
+    example = (torch.zeros(1, 1, 8, 8),)
+    torch.onnx.export(torch_digits["model"].eval(), example, str(out), input_names=["image"],
+                      output_names=["logits"], dynamo=True, verbose=False)
+    assert (out.parent / "digits.onnx.data").is_file()
+    return out
+
+
+@pytest.fixture(scope="session")
 def cumsum_tflite(tmp_path_factory):
     """A real TFLite graph with one op XNNPACK does not take (CUMSUM between two delegated runs)."""
     import tensorflow as tf

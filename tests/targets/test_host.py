@@ -61,6 +61,35 @@ def test_profile_pte_with_ops(cli, digits_pte):
     _schema_ok(res)
 
 
+def test_profile_ptl(cli, digits_ptl):
+    r = cli("profile", digits_ptl, "--runs", "20", "--threads", "1", "--json")
+    assert r.exit_code == 0, r
+    res = r.json()
+    assert res["format"] == "torchscript" and res["runtime"]["name"] == "torch"
+    assert _ordered(res["latency_ms"]) and res["runs"] == 20 and res["threads"] == 1
+    assert res["size_bytes"] == digits_ptl.stat().st_size
+    _schema_ok(res)
+
+
+def test_profile_onnx_with_external_data_and_ops(cli, digits_onnx, tmp_path):
+    r = cli("profile", digits_onnx, "--runs", "20", "--json")
+    assert r.exit_code == 0, r
+    res = r.json()
+    assert res["format"] == "onnx" and res["runtime"]["name"] == "onnxruntime" and _ordered(res["latency_ms"])
+    weights = digits_onnx.parent / "digits.onnx.data"
+    assert res["size_bytes"] == digits_onnx.stat().st_size + weights.stat().st_size
+    by_type = {t["type"] for t in res["ops"]["by_type"]}
+    assert "Conv" in by_type and abs(sum(t["share"] for t in res["ops"]["by_type"]) - 1) < 1e-6
+    _schema_ok(res)
+    # the graph without its weights file: named, with the fix, before anything runs
+    import shutil
+
+    shutil.copy(digits_onnx, tmp_path / "digits.onnx")
+    r = cli("profile", tmp_path / "digits.onnx", "--runs", "2")
+    assert r.exit_code == 2, r
+    assert "digits.onnx.data" in r.stderr and "Copy" in r.stderr and "Traceback" not in r.stderr
+
+
 def test_fallback_ops_are_named(cli, cumsum_tflite):
     r = cli("profile", cumsum_tflite, "--runs", "20", "--json")
     assert r.exit_code == 0, r

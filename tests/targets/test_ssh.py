@@ -43,6 +43,23 @@ def test_explicit_url_and_validate_on_board(cli, sshd, ssh_home, board_python, k
     assert sshd.leftovers() == []
 
 
+def test_ptl_and_onnx_with_external_data_over_ssh(cli, sshd, ssh_home, board_python, torch_digits, digits_ptl,
+                                                  digits_onnx):
+    """The .onnx's weights file travels with it; on-board parity of both against the PyTorch original."""
+    r = cli("profile", digits_onnx, "--target", _board(board_python), "--runs", "10", "--json")
+    assert r.exit_code == 0, r
+    res = r.json()
+    assert res["format"] == "onnx" and res["latency_ms"]["p50"] > 0 and res["ops"]["by_type"]
+    assert sshd.leftovers() == []
+    for artifact in (digits_onnx, digits_ptl):
+        r = cli("validate", *torch_digits["args"], artifact, "--data", torch_digits["test"], "--samples", "30",
+                "--target", _board(board_python), "--json")
+        assert r.exit_code == 0, (artifact, r)
+        out = r.json()["parity"]["outputs"][0]
+        assert out["max_abs"] < 1e-4 and out["top1_agreement"] == 1.0, (artifact, out)
+    assert sshd.leftovers() == []
+
+
 def test_unknown_host_key_refused_then_accepted(cli, sshd, ssh_home, board_python, digits_tflite):
     known = ssh_home / ".ssh" / "known_hosts"
     known.write_text("")
