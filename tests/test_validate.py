@@ -290,3 +290,9 @@ def test_pte_candidate_passes_and_perturbed_fails(cli, tmp_path):
     assert bad.exit_code == 1, bad
     r = cli("validate", f"{tmp_path / 'tnet.py'}:build", tmp_path / "bad.pte", "--per-layer")
     assert r.exit_code == 2 and "needs the ETRecord" in r.stderr  # converted without --etrecord
+
+
+def test_weights_belong_to_a_model_reference(cli, arts, tmp_path):
+    r = cli("validate", arts["fp32"], arts["fp32"], "--weights", tmp_path / "w.pt")
+    assert r.exit_code == 2, r
+    assert "--weights" in r.stderr and "artifact" in r.stderr and "Traceback" not in r.stderr
