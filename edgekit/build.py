@@ -8,7 +8,7 @@ from pathlib import Path
 
 from . import __version__
 from .artifacts import atomic_output, check_writable
-from .data import RandomInputsWarning, load_samples
+from .data import DataWarning, load_samples
 from .errors import BadInput, CheckFailed, raise_if_ctrl_c_seen
 from .specs import parse_input_shapes
 
@@ -97,7 +97,7 @@ def convert(
             check_samples = load_samples(data if data is not None else calibration, source.inputs,
                                          n_random=32, what="validation data")
             check_samples = check_samples.take(samples)
-    notes += [str(w.message) for w in caught if issubclass(w.category, RandomInputsWarning)]
+    notes += [str(w.message) for w in caught if issubclass(w.category, DataWarning)]
     options = converters.ConvertOptions(calibration=calib, io_dtype=io_dtype, allow_tf_ops=allow_tf_ops,
                                         channels_last_io=channels_last_io, debug=debug,
                                         extra={"etrecord": True} if etrecord else {})

@@ -71,6 +71,9 @@ def _json_default(o):
     return str(o)
 
 
+QUIET_LOGGERS = ("torchao", "torch.utils._pytree", "executorch", "litert_torch", "absl")
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="edgekit")
 @click.option("--debug", is_flag=True, help="Show tracebacks and framework logs.")
@@ -88,6 +91,12 @@ def cli(debug, quiet, verbose):
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
         os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "2")
         os.environ.setdefault("GLOG_minloglevel", "2")
+        import logging
+
+        # Import-time notices of the PyTorch stack (torchao's optional CUDA kernels, torch's
+        # pytree deprecations) are not the user's business; --debug shows them.
+        for name in QUIET_LOGGERS:
+            logging.getLogger(name).setLevel(logging.ERROR)
 
 
 @cli.command()

@@ -38,7 +38,11 @@ class Samples:
         return Samples({k: v[:n] for k, v in self.inputs.items()}, labels, self.is_random, self.source)
 
 
-class RandomInputsWarning(UserWarning):
+class DataWarning(UserWarning):
+    """Something about the user's data worth a line in the output (convert and validate show these)."""
+
+
+class RandomInputsWarning(DataWarning):
     pass
 
 
@@ -142,6 +146,10 @@ def _load_npz(path: Path, specs, what) -> Samples:
                 f"{', '.join(list(arrays) + list(inputs)) or 'only labels'}).",
                 f"Save it under the input's name: numpy.savez(path, {s.name}=array, ...).",
             )
+    if arrays:  # e.g. `label` for `labels`: say so rather than drop the accuracy silently
+        warnings.warn(f"The {what} {path} has array(s) no input takes, ignored: {', '.join(arrays)} "
+                      f"(inputs: {', '.join(s.name for s in specs)}; task labels go under the key 'labels').",
+                      DataWarning, stacklevel=3)
     return Samples(inputs, labels, source=str(path))
 
 

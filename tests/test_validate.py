@@ -296,3 +296,15 @@ def test_weights_belong_to_a_model_reference(cli, arts, tmp_path):
     r = cli("validate", arts["fp32"], arts["fp32"], "--weights", tmp_path / "w.pt")
     assert r.exit_code == 2, r
     assert "--weights" in r.stderr and "artifact" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_misnamed_labels_are_reported_not_dropped(cli, keras_digits, digits, arts, tmp_path):
+    np.savez(tmp_path / "t.npz", image=digits["x_test"][:50, ..., None], label=digits["y_test"][:50])
+    r = cli("validate", keras_digits["keras"], arts["fp32"], "--data", tmp_path / "t.npz", "--json")
+    assert r.exit_code == 0, r
+    res = r.json()
+    assert res["parity"].get("accuracy") is None
+    assert any("label" in w and "'labels'" in w for w in res["warnings"]), res["warnings"]
+    r = cli("convert", keras_digits["keras"], "-o", tmp_path / "m.tflite", "--data", tmp_path / "t.npz", "--json")
+    assert r.exit_code == 0, r
+    assert any("ignored: label" in w for w in r.json()["warnings"])

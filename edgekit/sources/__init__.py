@@ -35,6 +35,7 @@ class SourceModel:
             "framework": self.framework,
             "sha256": self.sha256,
             "size_bytes": self.size_bytes,
+            **({"weights_sha256": self.extra["weights_sha256"]} if "weights_sha256" in self.extra else {}),
         }
 
 
@@ -75,7 +76,12 @@ def load_model(spec: str, input_shapes: dict | None = None, weights: str | None 
             "TorchScript .pt, or a Python factory file.py:function.",
         )
     obj, origin_file = _call_factory(*factory, weights=weights)
-    return _stamp(from_object(obj, spec, input_shapes, weights=weights), origin_file)
+    model = _stamp(from_object(obj, spec, input_shapes, weights=weights), origin_file)
+    # The factory's file is code, not the model: its size says nothing about the weights.
+    model.size_bytes = path_size(weights) if weights else None
+    if weights:
+        model.extra["weights_sha256"] = file_sha256(weights)
+    return model
 
 
 def from_object(obj, origin: str, input_shapes: dict, weights: str | None = None) -> SourceModel:

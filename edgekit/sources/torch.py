@@ -270,10 +270,12 @@ def _examples_from_shapes(names, input_shapes: dict, origin: str):
     for i, name in enumerate(names):
         dims = input_shapes.get(name, input_shapes.get(i))
         if dims is None:
+            scripted = Path(origin).suffix.lower() in (".pt", ".pth")
             raise BadInput(
-                f"edgekit needs the shape of input {name!r} of {origin} (a PyTorch module does not declare it).",
+                f"edgekit needs the shape of input {name!r} of {origin} "
+                f"({'a TorchScript file' if scripted else 'a PyTorch module'} does not declare it).",
                 f"Give it with --input-shape {name}=1x3x224x224 (NCHW for images; one per input: "
-                f"{', '.join(names)}), or return (module, example_inputs) from the factory.",
+                f"{', '.join(names)})" + ("." if scripted else ", or return (module, example_inputs) from the factory."),
             )
         example.append(torch.zeros(dims, dtype=torch.float32))
     for key in input_shapes:

@@ -28,6 +28,10 @@ def test_fp32_pte_is_fully_delegated_and_says_so_everywhere(pte_fp32, torch_digi
     assert p["passed"] and p["outputs"][0]["psnr_db"] > 60
     assert abs(p["accuracy"]["reference"] - torch_digits["accuracy"]) < 1e-9  # the trained weights were loaded
     assert p["accuracy"]["reference"] > 0.9
+    # the source is the weights, not the factory's .py file
+    weights = torch_digits["weights"]
+    assert result["source_size_bytes"] == weights.stat().st_size
+    assert manifest["source"]["size_bytes"] == weights.stat().st_size and len(manifest["source"]["weights_sha256"]) == 64
 
 
 def test_int8_pte_keeps_accuracy_within_one_point(cli, pte_fp32, torch_digits, tmp_path):
