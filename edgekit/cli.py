@@ -21,6 +21,7 @@ class _State:
     debug = False
     quiet = False
     verbose = False
+    interrupted_note = "Interrupted; nothing partial was left behind."  # what Ctrl-C leaves, per command
 
 
 STATE = _State()
@@ -29,7 +30,9 @@ STATE = _State()
 def console():
     from rich.console import Console
 
-    return Console(stderr=True, quiet=STATE.quiet, highlight=False)
+    # A CI log is not an 80-column terminal: tables there keep their rows on one line.
+    width = None if sys.stderr.isatty() or os.environ.get("COLUMNS") else 160
+    return Console(stderr=True, quiet=STATE.quiet, highlight=False, width=width)
 
 
 @contextlib.contextmanager
@@ -248,16 +251,11 @@ def run_pipeline(pipeline, only, out, force, as_json):
         if state != "start":
             con.print(f"  {name}: {status.get(state, state)}")
 
+    STATE.interrupted_note = "Interrupted: the partial report in the output folder says what finished."
     with stdout_to_stderr(as_json):
         with con.status("running the pipeline", spinner="dots") if not STATE.quiet else contextlib.nullcontext():
-            try:
-                report = run_it(pipeline, only=only or None, out=out, force=force,
-                                log=lambda m: con.log(m) if STATE.verbose else None, on_build=on_build)
-            except BaseException as exc:
-                if not is_interrupt(exc):
-                    raise
-                con.print("[yellow]Interrupted: the partial report in the output folder says what finished.[/]")
-                raise
+            report = run_it(pipeline, only=only or None, out=out, force=force,
+                            log=lambda m: con.log(m) if STATE.verbose else None, on_build=on_build)
         print_run(con, report)
     if as_json:
         emit_json(report)
@@ -490,7 +488,7 @@ def main(argv=None):
 
             traceback.print_exc()
         if interrupted:
-            exc = EdgekitError("Interrupted; nothing partial was left behind.")
+            exc = EdgekitError(STATE.interrupted_note)
         _print_error(exc)
         sys.exit(INTERRUPTED if interrupted else exc.exit_code)
 

@@ -48,8 +48,11 @@ def check_builds(p: Pipeline) -> str:
 
     if not Path(p.model.rpartition(":")[0] if ":" in p.model and not Path(p.model).exists() else p.model).exists():
         raise BadInput(f"{p.path}: model: {p.model} does not exist.", "Paths are relative to the pipeline file.")
+    for key in ("data", "calibration", "weights"):
+        _require_path(p, key, getattr(p, key))
     fw = framework_of(p)
     for b in p.builds:
+        _require_path(p, f"build {b.name!r}: calibration", b.calibration)
         if (b.to, fw) not in converters.TABLE:
             raise BadInput(f"{p.path}: build {b.name!r}: a {fw} model cannot be built for {b.to}.",
                            "Remove the build, or change `to:` (" + ", ".join(sorted({t for t, f in converters.TABLE if f == fw})) + ").")
@@ -61,6 +64,11 @@ def check_builds(p: Pipeline) -> str:
             raise BadInput(f"{p.path}: build {b.name!r}: quantize {b.quantize} needs calibration data.",
                            "Add `calibration: data/calib.npz` at the top or in the build (or `random`, knowingly).")
     return fw
+
+
+def _require_path(p: Pipeline, key: str, path: str | None) -> None:
+    if path not in (None, "random") and not Path(path).exists():
+        raise BadInput(f"{p.path}: {key}: {path} does not exist.", "Paths are relative to the pipeline file.")
 
 
 def _hash_path(path: str | None) -> str | None:
@@ -107,6 +115,7 @@ def run(pipeline: str | Path | Pipeline, only=None, out=None, force: bool = Fals
             raise BadInput(f"--only names builds that {p.path.name} does not have: {', '.join(sorted(unknown))}.",
                            "Builds: " + ", ".join(b.name for b in p.builds))
         p.builds = [b for b in p.builds if b.name in wanted]
+    framework = check_builds(p)  # before the output folder exists: a refused run leaves nothing
     out_dir = Path(out) if out else p.folder / "edgekit-out"
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -115,7 +124,6 @@ def run(pipeline: str | Path | Pipeline, only=None, out=None, force: bool = Fals
         probe.unlink()
     except OSError as exc:
         raise BadInput(f"Cannot write reports to {out_dir}: {exc.strerror or exc}.", "Choose a writable --out DIR.") from exc
-    framework = check_builds(p)
     versions = tool_versions()
     report = {
         "schema_version": SCHEMA_VERSION, "kind": "run", "edgekit": __version__, "pipeline": str(p.path),
@@ -134,6 +142,10 @@ def run(pipeline: str | Path | Pipeline, only=None, out=None, force: bool = Fals
         report["interrupted"] = True
         done = {e["name"] for e in report["builds"]}
         report["not_run"] = [b.name for b in p.builds if b.name not in done]
+        for name in report["not_run"]:  # the build Ctrl-C cut short leaves no empty folder
+            folder = out_dir / name
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
         _finish(report, out_dir)
         raise
     _finish(report, out_dir)

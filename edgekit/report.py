@@ -34,8 +34,8 @@ def print_convert(con, result: dict) -> None:
               f"{_size(result['size_bytes'])}{ratio}")
     if q.get("weights_by_dtype"):
         w = ", ".join(f"{k} {v}" for k, v in sorted(q["weights_by_dtype"].items()))
-        o = ", ".join(f"{k} {v}" for k, v in sorted(q.get("ops_by_dtype", {}).items()))
-        con.print(f"  weights by dtype: {w} · ops by dtype: {o}")
+        o = ", ".join(f"{k} {v}" for k, v in sorted((q.get("ops_by_dtype") or {}).items()))
+        con.print(f"  weights by dtype: {w}" + (f" · ops by dtype: {o}" if o else ""))
     d = result.get("delegation")
     if d:
         con.print(f"  delegated: {d['delegated_ops']}/{d['total_ops']} ops"
@@ -106,7 +106,11 @@ def print_run(con, report: dict) -> None:
     from rich.table import Table
 
     t = Table(title=f"edgekit run · {report['model']}", title_justify="left")
-    for col in ("build", "format", "recipe", "size", "parity", "p90 latency", "budgets", "verdict"):
+    # Names, formats and recipes tell the rows apart: never truncate them on an 80-column CI log.
+    for col, key in (("build", "name"), ("format", "to"), ("recipe", "quantize")):
+        widest = max([len(col)] + [len(str(b["name"] if key == "name" else b["options"][key])) for b in report["builds"]])
+        t.add_column(col, no_wrap=True, min_width=widest)
+    for col in ("size", "parity", "p90 latency", "budgets", "verdict"):
         t.add_column(col)
     for b in report["builds"]:
         c = b.get("convert") or {}

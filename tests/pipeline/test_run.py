@@ -177,7 +177,22 @@ def test_build_that_cannot_apply_fails_before_anything_runs(project, cli):
     (project / "edgekit.yaml").write_text(yaml.safe_dump(cfg))
     r = cli("run", project / "edgekit.yaml")
     assert r.exit_code == 2 and "cannot be built for executorch" in r.stderr, r
-    assert not (project / "edgekit-out" / "fp32").exists()
+    assert not (project / "edgekit-out").exists()  # a refused run leaves no folder behind
+
+
+def test_missing_data_paths_are_refused_before_anything_runs(project, cli):
+    cfg = yaml.safe_load((project / "edgekit.yaml").read_text())
+    cfg["builds"].append({"name": "int8-other", "to": "tflite", "quantize": "int8", "calibration": "data/gone.npz"})
+    (project / "edgekit.yaml").write_text(yaml.safe_dump(cfg))
+    r = cli("run", project / "edgekit.yaml")
+    assert r.exit_code == 2, r
+    assert "build 'int8-other': calibration" in r.stderr and "gone.npz does not exist" in r.stderr
+    assert not (project / "edgekit-out").exists()
+    cfg["builds"].pop()
+    cfg["data"] = "data/tset.npz"
+    (project / "edgekit.yaml").write_text(yaml.safe_dump(cfg))
+    r = cli("run", project / "edgekit.yaml")
+    assert r.exit_code == 2 and "data: " in r.stderr and "tset.npz does not exist" in r.stderr, r
 
 
 def test_unwritable_out(project, cli, readonly_dir):
@@ -216,6 +231,8 @@ def test_ctrl_c_leaves_a_partial_report(project):
     assert report["interrupted"] is True and report["passed"] is False
     assert [b["name"] for b in report["builds"]][:1] == ["fp32"] and "int8" in report["not_run"]
     assert "interrupted" in (project / "edgekit-out" / "report.md").read_text()
+    assert "partial report" in rest and "nothing partial" not in rest
+    assert not [d for d in (project / "edgekit-out").iterdir() if d.is_dir() and not any(d.iterdir())]
 
 
 def test_ci_example_commands_run_locally(tmp_path):
