@@ -14,6 +14,10 @@ a leaf module's value is the output of the last graph node it computes (nn_modul
 TFLite intermediates are read from an interpreter that preserves all tensors, without the
 default XNNPACK delegate (a delegated subgraph hides its insides); int8/int16 tensors are
 dequantized. Metrics are edgekit.metrics, accumulated over samples (metrics.Running).
+
+A candidate tensor is read in the reference's layout (litert-torch keeps 4-D intermediates NHWC,
+PyTorch is NCHW) by its shape; when several readings fit (C == H == W: the same shape either way),
+by its values, once per layer over all samples (Matched). Each row's `layout` says which was used.
 """
 
 from __future__ import annotations
@@ -107,6 +111,46 @@ def summarize(rows: list[dict], unmatched: list[dict], thresholds: dict, n: int)
         "not_observable": unmatched,
         "per_layer_samples": n,
     }
+
+
+# -- reading a candidate tensor in the reference's layout ---------------------------------------
+
+LAYOUTS = {"NHWC→NCHW": (0, 3, 1, 2), "NCHW→NHWC": (0, 2, 3, 1)}  # candidate axes → reference axes
+CLEARLY_BETTER = 0.5  # another reading replaces "as is" only below this share of its squared error
+
+
+def readings(c_shape: tuple, r_shape: tuple) -> dict:
+    """The ways a candidate tensor can be read as the reference's, "as is" first when it fits:
+    {name: axis order, or None for as is (reshaped when only the rank differs)}."""
+    fits = {"as is": None} if tuple(c_shape[1:]) == tuple(r_shape[1:]) else {}
+    if len(c_shape) == 4 == len(r_shape):
+        fits.update({k: p for k, p in LAYOUTS.items() if tuple(c_shape[i] for i in p[1:]) == tuple(r_shape[1:])})
+    return fits or {"as is": None}
+
+
+class Matched:
+    """metrics.Running of one candidate tensor against its reference value, for every reading that
+    fits the shapes. With several (C == H == W), the values choose once over all samples: the one
+    with the least error, "as is" unless another is clearly better (a Keras NHWC tensor stays)."""
+
+    def __init__(self):
+        self.fits = self.acc = None
+
+    def add(self, ref, cand) -> None:
+        if self.fits is None:
+            self.fits = readings(cand.shape, ref.shape)
+            self.acc = {k: metrics.Running() for k in self.fits}
+        for k, perm in self.fits.items():
+            self.acc[k].add(ref, (cand if perm is None else np.transpose(cand, perm)).reshape(ref.shape))
+
+    def result(self) -> dict:
+        if self.fits is None:
+            return {**metrics.Running().result(), "layout": "as is"}
+        best = next(iter(self.acc))
+        for k, run in self.acc.items():
+            if run.sum_sq_err < CLEARLY_BETTER * self.acc[best].sum_sq_err:
+                best = k
+        return {**self.acc[best].result(), "layout": best + (" (by values)" if len(self.acc) > 1 else "")}
 
 
 # -- the TFLite candidate ---------------------------------------------------------------------
@@ -204,7 +248,7 @@ def _vs_tflite(ref: TFLiteProbe, cand: TFLiteProbe, samples, in_map, progress):
             unmatched.append({"tensor": name, "op_type": op_type, "reason": "no tensor of this name and size in the reference"})
             continue
         pairs.append((op_type, t, rt))
-    acc = {t: metrics.Running() for _, t, _ in pairs}
+    acc = {t: Matched() for _, t, _ in pairs}
     n = len(samples)
     ref_names = list(ref_inputs)
     for i in range(n):
@@ -213,8 +257,7 @@ def _vs_tflite(ref: TFLiteProbe, cand: TFLiteProbe, samples, in_map, progress):
         ref.run({k: samples.inputs[k][i : i + 1] for k in ref_names if k in samples.inputs})
         cand.run(cfeed)
         for _, t, rt in pairs:
-            r = ref.get(rt)
-            acc[t].add(r, adapt_layout(cand.get(t), r.shape).reshape(r.shape))
+            acc[t].add(ref.get(rt), cand.get(t))
         if progress:
             progress(i + 1, n)
     rows = []
@@ -302,7 +345,7 @@ def _vs_keras(source, probe: TFLiteProbe, samples, in_map, progress):
     n = len(samples)
     per_sample = sum(int(np.prod(probe.shape(c[2]))) * 4 for c in chosen)
     chunk = max(1, min(64, MEMORY_BUDGET // max(per_sample, 1)))
-    acc = [metrics.Running() for _ in chosen]
+    acc = [Matched() for _ in chosen]
     for start in range(0, n, chunk):
         xs = [samples.inputs[s.name][start : start + chunk] for s in specs]
         ys = tap(xs, training=False)  # tap's inputs are model.inputs, a list
@@ -311,9 +354,7 @@ def _vs_keras(source, probe: TFLiteProbe, samples, in_map, progress):
             i = start + j
             probe.run(probe.feed_for(samples, i, in_map))
             for k, (_, _, t, _) in enumerate(chosen):
-                r = ys[k][j : j + 1]
-                c = adapt_layout(probe.get(t), r.shape)
-                acc[k].add(r, c.reshape(r.shape))
+                acc[k].add(ys[k][j : j + 1], probe.get(t))
             if progress:
                 progress(i + 1, n)
     rows = [{"layer": layer.name, "op_type": f"{type(layer).__name__} → {op_type}", "shape": list(probe.shape(t)),
@@ -486,15 +527,14 @@ def _vs_torch(tap: TorchTap, probe: TFLiteProbe, samples, in_map, progress):
         chosen.append((path, label, typ, node.name, t, op_type))
     exec_pos = {t: i for i, (_, t) in enumerate(probe.ops)}
     chosen.sort(key=lambda c: exec_pos[c[4]])
-    acc = [metrics.Running() for _ in chosen]
+    acc = [Matched() for _ in chosen]
     want = {c[3] for c in chosen}
     n = len(samples)
     for i in range(n):
         refs = tap.run({k: v[i : i + 1] for k, v in samples.inputs.items()}, want)
         probe.run(probe.feed_for(samples, i, in_map))
         for k, (_, _, _, node, t, _) in enumerate(chosen):
-            r = refs[node]
-            acc[k].add(r, adapt_layout(probe.get(t), r.shape).reshape(r.shape))
+            acc[k].add(refs[node], probe.get(t))
         if progress:
             progress(i + 1, n)
     rows = [{"layer": path, "op_type": f"{label} → {op_type}", "shape": list(probe.shape(t)), "tensor": probe.name(t),
