@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .agent import edgekit_agent as agent
-from .artifacts import format_of, read_manifest
+from .artifacts import check_structure, read_manifest
 from .errors import BadInput, CheckFailed, EdgekitError, MissingDependency, TargetUnreachable
 
 latency_stats = agent.latency_stats
@@ -56,7 +56,7 @@ def check_artifact(path) -> Path:
     p = Path(str(path))
     if not p.is_file():
         raise BadInput(f"The artifact {p} does not exist.", "Pass a .tflite, .pte, .ptl or .onnx file.")
-    format_of(p)  # BadInput for anything else
+    check_structure(p)  # BadInput for another extension, or a corrupt file, before any target pushes it
     return p
 
 

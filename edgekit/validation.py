@@ -19,7 +19,7 @@ from typing import Any, Callable
 import numpy as np
 
 from . import parity as parity_mod
-from .artifacts import FORMATS, format_of, read_manifest
+from .artifacts import FORMATS, check_structure, format_of, read_manifest
 from .data import load_samples
 from .errors import BadInput, CheckFailed
 from .runtimes import load as load_runtime
@@ -301,6 +301,11 @@ def validate(
     if not cand_path.is_file():
         raise BadInput(f"The candidate {cand_path} does not exist.", "Pass the artifact file to check.")
     cand_format = format_of(cand_path)  # BadInput for a file that is not an artifact
+    # A corrupt file is bad input (exit 2), caught on its bytes before a runtime opens it: runtimes
+    # report it as a failed load, and ExecuTorch's native loader can abort the process.
+    check_structure(cand_path, "The candidate")
+    if is_artifact(reference):
+        check_structure(reference, "The reference")
     if per_layer:
         from . import layers
 

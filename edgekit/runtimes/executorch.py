@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..artifacts import read_manifest
+from ..artifacts import corrupt, read_manifest
 from ..errors import CheckFailed, require
 from ..native_log import capture_native_stderr
 from ..specs import TensorSpec
@@ -17,6 +17,7 @@ from ..specs import TensorSpec
 SCALAR_TYPES = {0: "uint8", 1: "int8", 2: "int16", 3: "int32", 4: "int64", 5: "float16", 6: "float32",
                 7: "float64", 11: "bool"}
 ERR_OPERATOR_MISSING = "0x14"
+ERR_INVALID_PROGRAM = "0x23"  # Error::InvalidProgram: identifier, header sizes or flatbuffer verification
 
 
 def set_threads(threads: int | None) -> None:
@@ -39,12 +40,18 @@ class ExecuTorchSession:
         set_threads(threads)
         self.path = Path(path)
         self.runtime = rt_mod.Runtime.get()
+        err = None
         with capture_native_stderr() as log:
             try:
                 self.program = self.runtime.load_program(self.path)
             except Exception as exc:
-                raise CheckFailed(f"executorch.runtime cannot load {self.path.name}: {exc}",
-                                  _native_detail(log.text) or "The file is not a valid .pte program.") from exc
+                err = exc
+        if err is not None:  # log.text is read once the capture ends
+            if ERR_INVALID_PROGRAM in str(err).replace(":", ""):  # its verifier said no: a damaged file
+                detail = _native_detail(log.text).removeprefix("Runtime log: ")
+                raise corrupt(self.path, f"ExecuTorch rejects the program: {detail or err}") from err
+            raise CheckFailed(f"executorch.runtime cannot load {self.path.name}: {err}",
+                              _native_detail(log.text) or "The file is not a valid .pte program.") from err
         names = sorted(self.program.method_names)
         self.method_name = method or ("forward" if "forward" in names else names[0])
         self.methods = {}

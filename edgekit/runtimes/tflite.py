@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..artifacts import corrupt
 from ..errors import CheckFailed, require
 from ..native_log import capture_native_stderr
 from ..specs import TensorSpec
@@ -41,6 +42,8 @@ class TFLiteSession:
                     self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             msg = f"{exc}\n{log.text}".strip()
+            if "not a valid Flatbuffer" in msg:  # LiteRT's flatbuffer verifier: a damaged file, not a bad model
+                raise corrupt(path, "ai-edge-litert's flatbuffer verifier rejects it") from exc
             raise CheckFailed(
                 f"ai-edge-litert cannot load {path}: {msg.strip().splitlines()[-1] if msg.strip() else msg}",
                 _litert_hint(msg),

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..artifacts import read_manifest
+from ..artifacts import corrupt, read_manifest
 from ..errors import BadInput, CheckFailed, require
 from ..specs import TensorSpec
 
@@ -46,6 +46,8 @@ class LiteInterpreterSession:
                 warnings.simplefilter("ignore", DeprecationWarning)
                 self.module = _load_for_lite_interpreter(str(self.path))
         except Exception as exc:
+            if "PytorchStreamReader" in str(exc):  # the zip archive itself is damaged
+                raise corrupt(self.path, str(exc).strip().splitlines()[0].split(". ")[0]) from exc
             raise CheckFailed(f"The lite interpreter cannot load {self.path.name}: {str(exc).strip().splitlines()[0]}",
                               "Reconvert with edgekit convert --to torchscript.") from exc
         io = read_io(self.path) or read_manifest(self.path)
