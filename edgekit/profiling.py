@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from .agent import edgekit_agent as agent
-from .artifacts import check_structure, read_manifest
+from .artifacts import read_manifest
+from .integrity import check_structure
 from .errors import BadInput, CheckFailed, EdgekitError, MissingDependency, TargetUnreachable
 
 latency_stats = agent.latency_stats

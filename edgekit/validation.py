@@ -19,7 +19,8 @@ from typing import Any, Callable
 import numpy as np
 
 from . import parity as parity_mod
-from .artifacts import FORMATS, check_structure, format_of, read_manifest
+from .artifacts import FORMATS, format_of, read_manifest
+from .integrity import check_structure
 from .data import load_samples
 from .errors import BadInput, CheckFailed
 from .runtimes import load as load_runtime

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgekit.artifacts import check_structure
+from edgekit.integrity import check_structure
 from edgekit.errors import BadInput
 from tests.conftest import edgekit_cmd, run_cli
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..artifacts import corrupt, read_manifest
+from ..artifacts import read_manifest
+from ..integrity import corrupt
 from ..errors import CheckFailed, require
 from ..native_log import capture_native_stderr
 from ..specs import TensorSpec

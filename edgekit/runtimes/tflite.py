@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..artifacts import corrupt
+from ..integrity import corrupt
 from ..errors import CheckFailed, require
 from ..native_log import capture_native_stderr
 from ..specs import TensorSpec

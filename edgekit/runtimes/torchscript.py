@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..artifacts import corrupt, read_manifest
+from ..artifacts import read_manifest
+from ..integrity import corrupt
 from ..errors import BadInput, CheckFailed, require
 from ..specs import TensorSpec
 

@@ -213,12 +213,12 @@ def test_devices_check_single_phone_without_serial(cli, phone):
     assert res["formats"]["tflite"]["available"] and res["device"]["android"] == "14"
 
 
-def test_executor_runner_command_line_and_a_runner_that_prints_no_result(cli, phone, tmp_path):
+def test_executor_runner_command_line_and_a_runner_that_prints_no_result(cli, phone, digits_pte, tmp_path):
     """A real binary that is not an executor_runner (true): pushed, run with the runner's flags,
     and a clear error instead of a made-up result."""
     d = phone()
     pte = tmp_path / "m.pte"
-    pte.write_bytes(b"\0" * 64)
+    shutil.copy(digits_pte, pte)
     r = cli("profile", pte, "--target", f"adb:{d.addr}?executor_runner={shutil.which('true')}&etdump={tmp_path}/x.etdump",
             "--runs", "7", "--warmup", "2", "--threads", "2")
     assert r.exit_code == 4, r
