@@ -70,15 +70,9 @@ def is_interrupt(exc: BaseException) -> bool:
     return isinstance(exc, KeyboardInterrupt) or _ctrl_c_seen
 
 
-def reraise_if_interrupted(exc: BaseException) -> None:
-    """Turn an error that Ctrl-C caused (however native code reshaped it) back into KeyboardInterrupt."""
-    if is_interrupt(exc):
-        raise KeyboardInterrupt from exc
-
-
 def raise_if_ctrl_c_seen() -> None:
-    """For commit points: native code (TFLite calibration) can swallow the KeyboardInterrupt and
-    carry on with fewer samples; a Ctrl-C the user pressed must still stop the commit."""
+    """Native code can swallow the KeyboardInterrupt (TFLite calibration carries on with fewer
+    samples) or reshape it into another error: a Ctrl-C the user pressed still stops the work."""
     if _ctrl_c_seen:
         raise KeyboardInterrupt
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from . import __version__
 from .artifacts import atomic_output, file_sha256, read_manifest
-from .errors import BadInput, CheckFailed, EdgekitError, is_interrupt, reraise_if_interrupted
+from .errors import BadInput, CheckFailed, EdgekitError, is_interrupt, raise_if_ctrl_c_seen
 from .pipeline_file import BUDGETS, BuildSpec, Pipeline
 from .pipeline_file import load as load_pipeline
 
@@ -188,7 +188,7 @@ def _run_build(p: Pipeline, b: BuildSpec, out_dir: Path, versions: dict, force: 
                 thresholds=thresholds_from(budgets),
             )
         except EdgekitError as exc:
-            reraise_if_interrupted(exc)
+            raise_if_ctrl_c_seen()
             entry.update(status="failed", passed=False, error={"message": exc.message, "hint": exc.hint, "exit_code": exc.exit_code})
             return entry
         _stamp_cache_key(artifact, key)
@@ -197,7 +197,7 @@ def _run_build(p: Pipeline, b: BuildSpec, out_dir: Path, versions: dict, force: 
         try:
             entry["profiles"].append(_profile(p, artifact, target, force, entry["notes"], log))
         except EdgekitError as exc:
-            reraise_if_interrupted(exc)
+            raise_if_ctrl_c_seen()
             entry["profiles"].append({"target": target, "error": {"message": exc.message, "hint": exc.hint, "exit_code": exc.exit_code}})
     entry["budgets"] = evaluate_budgets(budgets, convert_result, entry["profiles"], p.targets)
     entry["passed"] = (all(v["passed"] for v in entry["budgets"])

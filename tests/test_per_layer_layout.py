@@ -49,18 +49,9 @@ def arts(digits, tmp_path_factory):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        torch.manual_seed(0)
-        model = mod.Net()
-        x, y = torch.from_numpy(digits["x_train"][:, None]), torch.from_numpy(digits["y_train"])
-        opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-        for _ in range(6):
-            perm = torch.randperm(len(x))
-            for i in range(0, len(x), 32):
-                idx = perm[i : i + 32]
-                opt.zero_grad()
-                torch.nn.functional.cross_entropy(model(x[idx]), y[idx]).backward()
-                opt.step()
-        model.eval()
+        from tests.converters.torch_nets import train_digits_net
+
+        model = train_digits_net(digits, epochs=6, net=mod.Net)
         with torch.no_grad():
             acc = (model(torch.from_numpy(digits["x_test"][:, None])).argmax(1).numpy() == digits["y_test"]).mean()
         assert acc > 0.9  # a trained network, not noise

@@ -425,6 +425,24 @@ class ExecuTorchModel:
         return None  # from the program's ETDump events (ops) or the artifact's manifest, host side
 
 
+PTL_IO_FILE = "edgekit_io.json"
+
+
+def ptl_io(path):
+    """The I/O specs edgekit's converter keeps inside a .ptl archive (extra/edgekit_io.json), or
+    None: the lite interpreter does not expose them."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            for name in z.namelist():
+                if name.endswith(f"extra/{PTL_IO_FILE}"):
+                    return json.loads(z.read(name))
+    except (OSError, zipfile.BadZipFile, ValueError):
+        pass
+    return None
+
+
 class TorchScriptModel:
     def __init__(self, path, threads):
         np = _numpy()
@@ -439,27 +457,13 @@ class TorchScriptModel:
         from torch.jit.mobile import _load_for_lite_interpreter
 
         self.module = _load_for_lite_interpreter(str(path))
-        io = self._stored_io(path)
+        io = ptl_io(path) or {}
         if not io.get("inputs"):
             raise Bad(f"{os.path.basename(path)} does not say what its inputs are: the lite interpreter cannot "
                       "tell, and the file has no edgekit I/O record. Convert it with edgekit convert --to torchscript.")
         self.inputs = [Spec(d["name"], d["shape"], d["dtype"]) for d in io["inputs"]]
         self.outputs = [Spec(d["name"], d["shape"], d["dtype"]) for d in io.get("outputs", [])]
         self.native_log = ""
-
-    @staticmethod
-    def _stored_io(path):
-        """The I/O specs edgekit's converter keeps inside the .ptl archive (extra/edgekit_io.json)."""
-        import zipfile
-
-        try:
-            with zipfile.ZipFile(path) as z:
-                for name in z.namelist():
-                    if name.endswith("extra/edgekit_io.json"):
-                        return json.loads(z.read(name))
-        except (OSError, zipfile.BadZipFile, ValueError):
-            pass
-        return {}
 
     def set_inputs(self, feeds):
         self._args = [self._torch.from_numpy(self._np.ascontiguousarray(feeds[s.name])) for s in self.inputs]

@@ -7,31 +7,17 @@ converter), since the lite interpreter does not expose them."""
 
 from __future__ import annotations
 
-import json
 import warnings
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from ..agent.edgekit_agent import PTL_IO_FILE as IO_FILE  # one reader, shared with the device agent
+from ..agent.edgekit_agent import ptl_io
 from ..artifacts import read_manifest
-from ..integrity import corrupt
 from ..errors import BadInput, CheckFailed, require
+from ..integrity import corrupt
 from ..specs import TensorSpec
-
-IO_FILE = "edgekit_io.json"
-
-
-def read_io(path: Path) -> dict | None:
-    """The I/O specs the converter stored in the .ptl archive, if any."""
-    try:
-        with zipfile.ZipFile(path) as z:
-            for name in z.namelist():
-                if name.endswith(f"extra/{IO_FILE}"):
-                    return json.loads(z.read(name))
-    except (OSError, zipfile.BadZipFile, ValueError):
-        return None
-    return None
 
 
 class LiteInterpreterSession:
@@ -51,7 +37,7 @@ class LiteInterpreterSession:
                 raise corrupt(self.path, str(exc).strip().splitlines()[0].split(". ")[0]) from exc
             raise CheckFailed(f"The lite interpreter cannot load {self.path.name}: {str(exc).strip().splitlines()[0]}",
                               "Reconvert with edgekit convert --to torchscript.") from exc
-        io = read_io(self.path) or read_manifest(self.path)
+        io = ptl_io(self.path) or read_manifest(self.path)
         if not io or "inputs" not in io:
             raise BadInput(f"{self.path.name} does not say what its inputs are (no edgekit metadata or manifest).",
                            "Convert it with edgekit convert --to torchscript, or keep its .json manifest beside it.")
