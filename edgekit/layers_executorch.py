@@ -9,7 +9,7 @@ What is read, and from where:
   executed outside a delegate, with its output tensors; a delegate (XNNPACK) is one event whose
   only observable values are its outputs;
 - the reference: the same modules' values in torch.export's graph of the reference module
-  (edgekit.layers.TorchTap).
+  (edgekit.layers_torch.TorchTap).
 
 A module whose last operator ran inside a delegate cannot be observed in the shipped program.
 For those, when the ETRecord holds the program's exported graph (its weights included) and the
@@ -37,6 +37,11 @@ SKIP_EVENTS = {"OPERATOR_CALL", "Method::init", "Program::load_method", "Method:
 
 
 def find_etrecord(pte: Path) -> Path:
+    """The ETRecord of the .pte `pte`: the file its manifest names, else `<pte>.etrecord` beside it.
+
+    Raises:
+        BadInput (exit 2): there is none (the message names `convert --etrecord`).
+    """
     manifest = read_manifest(pte) or {}
     named = (manifest.get("extra") or {}).get("etrecord") or manifest.get("etrecord")
     for cand in ([Path(pte).with_name(named)] if named else []) + [Path(str(pte) + SUFFIX)]:
@@ -52,7 +57,7 @@ def find_etrecord(pte: Path) -> Path:
 def compare_pte(ref, pte: Path, samples, in_map: dict, progress=None):
     """(rows, not_observable, details) in the shape edgekit.layers.summarize takes. Sample by
     sample: the reference's and the program's values of one sample are held at a time."""
-    from .layers import TorchTap
+    from .layers_torch import TorchTap
 
     if ref.kind != "model" or ref.framework not in ("torch", "torch-exported"):
         raise BadInput(f"--per-layer for a .pte candidate needs the PyTorch model as the reference, not "
@@ -187,7 +192,9 @@ class EtdumpRunner:
     runs of one input), so distinct samples cannot share a dump."""
 
     def __init__(self, program: bytes, etrecord, order: list[str], tmp: str):
-        from .layers import module_of
+        """program: the .pte's bytes; etrecord: the parsed ETRecord; order: sample keys in the
+        order of the program's inputs; tmp: a folder for the ETDump and debug buffer files."""
+        from .layers_torch import module_of
 
         self.program, self.etrecord, self.order = program, etrecord, order
         graph = _edge_graph(etrecord)
@@ -196,6 +203,8 @@ class EtdumpRunner:
         self.etdump, self.debug = str(Path(tmp) / f"{id(self)}.etdp"), str(Path(tmp) / f"{id(self)}.bin")
 
     def run(self, feed: dict) -> dict:
+        """Run one sample (feed: sample key → np.ndarray with a batch axis of 1); returns the
+        events as described in the class docstring."""
         import torch
         from executorch.devtools import Inspector
         from executorch.runtime import Runtime
