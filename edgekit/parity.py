@@ -15,16 +15,12 @@ from .errors import BadInput
 from .runtimes import Session, run_float
 from .specs import TensorSpec
 
-# Thresholds by the candidate's precision. A metric absent from a preset is reported, not judged.
-PRESETS = {
-    "fp32": {"min_psnr_db": 60.0, "min_cosine": 0.9999, "min_top1_agreement": 0.99, "max_accuracy_drop": 0.005},
-    "fp16": {"min_psnr_db": 40.0, "min_cosine": 0.999, "min_top1_agreement": 0.98, "max_accuracy_drop": 0.01},
-    "dynamic-int8": {"min_psnr_db": 25.0, "min_cosine": 0.99, "min_top1_agreement": 0.9, "max_accuracy_drop": 0.02},
-    "int8": {"min_psnr_db": 15.0, "min_cosine": 0.95, "min_top1_agreement": 0.85, "max_accuracy_drop": 0.02},
-    "int16x8": {"min_psnr_db": 35.0, "min_cosine": 0.999, "min_top1_agreement": 0.98, "max_accuracy_drop": 0.01},
-}
+# Thresholds by the candidate's precision, built from each metric's "good" (edgekit.metrics
+# REGISTRY, the single source). A metric absent from a preset is reported, not judged.
 THRESHOLD_KEYS = ("min_psnr_db", "max_abs", "min_cosine", "min_top1_agreement", "max_accuracy_drop")
-
+PRESETS = metrics.presets(THRESHOLD_KEYS)
+MAX_CHANNELS = 1024  # a last axis up to this wide is read as features/channels and judged one by one
+MIXED_SCALES = 100.0  # a 2-D output whose channel peaks differ more than this is not class scores
 
 @dataclass
 class ParityResult:
@@ -128,7 +124,7 @@ def check(reference, session: Session, samples, precision: str = "fp32", overrid
             cand_chunks[name].append(outs[out_map[name].name])
         if progress:
             progress(i + 1, n)
-    results, passed = [], True
+    results, passed, notes = [], True, []
     for name in ref_names:
         r = np.asarray(ref[name])
         c = adapt_layout(np.concatenate(cand_chunks[name]), r.shape)
@@ -138,10 +134,10 @@ def check(reference, session: Session, samples, precision: str = "fp32", overrid
                 f"{out_map[name].name!r} gives {c.shape[1:]} per sample.",
                 "The models do not compute the same thing; check --input-shape and the converted file.",
             )
-        m = metrics.compare(r, c)
-        fails = _judge(m, thresholds)
-        passed &= not fails
-        results.append({"name": name, "candidate_name": out_map[name].name, **m, "passed": not fails, "failures": fails})
+        entry, said = judge_output(r, c, thresholds, name)
+        passed &= entry["passed"]
+        notes += said
+        results.append({"name": name, "candidate_name": out_map[name].name, **entry})
     accuracy = None
     if samples.labels is not None and len(ref_names) >= 1 and metrics.is_classifier_output(np.asarray(ref[ref_names[0]])):
         name = ref_names[0]
@@ -152,13 +148,124 @@ def check(reference, session: Session, samples, precision: str = "fp32", overrid
         if limit is not None and ra - ca > limit + 1e-12:
             passed = False
             accuracy["failure"] = f"accuracy dropped {100 * (ra - ca):.2f} points > {100 * limit:.2f}"
-    notes = []
     if samples.is_random:
         notes.append("Random inputs: this proves the plumbing, not the accuracy. Pass real samples with --data.")
     return ParityResult(passed, precision, n, samples.is_random, thresholds, results, accuracy, notes)
 
 
+def judge_output(ref, cand, thresholds: dict, name: str = "output") -> tuple[dict, list[str]]:
+    """Metrics and verdict of one output: what `check` puts in `outputs[i]`, and its notes.
+
+    ref, cand: arrays of one shape, batch (samples) axis first, any numeric dtype; thresholds:
+    as `thresholds_for` gives. Returns ({<metric>: value (edgekit.metrics REGISTRY), "passed",
+    "failures": [str], and when they apply "worst_channel", "candidate_nonfinite",
+    "reference_nonfinite"}, [notes]). Never raises on NaN/Inf. The rules, in order:
+
+    1. Samples on which the reference itself is NaN/Inf are reported first (indices, in the
+       notes and in "reference_nonfinite") and judged apart: left out of the metrics and the
+       verdict, with a record of whether the candidate is non-finite at the same places. With
+       no finite sample left, the output fails ("nothing to judge").
+    2. NaN/Inf in the candidate where the reference is finite fails, saying "N of M values are
+       NaN/Inf in the candidate"; the output's psnr_db/snr_db are then −200 dB (the floor,
+       standing for −inf) and its cosine 0; max/mean abs and rmse describe the finite values.
+    3. Whole-output metrics are judged by the thresholds (min_psnr_db, max_abs, min_cosine,
+       min_top1_agreement).
+    4. Per channel (see `judged_per_channel`): every index of the last axis gets its own metrics
+       and the worst one, "worst_channel", must also meet min_psnr_db, so values of a small scale
+       packed beside large ones (scores beside pixel boxes) cannot be flattened unseen. A channel
+       constant in the reference has no range of its own: it is judged by its largest error
+       against the whole output's peak, 20·log10(max|ref| / max_abs) ≥ min_psnr_db.
+    """
+    r, c = np.asarray(ref), np.asarray(cand)
+    if r.ndim == 0:
+        r, c = r.reshape(1), c.reshape(1)
+    fails, notes, extra = [], [], {}
+    apart = np.flatnonzero(~np.isfinite(r.reshape(len(r), -1)).all(axis=1)) if r.size else np.zeros(0, int)
+    if apart.size:
+        rb, cb = r[apart], c[apart]
+        same = bool(np.array_equal(np.isfinite(rb), np.isfinite(cb)))
+        shown = ", ".join(map(str, apart[:20].tolist())) + (", …" if apart.size > 20 else "")
+        extra["reference_nonfinite"] = {"samples": apart.tolist(), "values": int((~np.isfinite(rb)).sum()),
+                                        "candidate_nonfinite_same_places": same}
+        notes.append(f"Output {name!r}: the reference itself is NaN/Inf on {apart.size} of {len(r)} sample(s) "
+                     f"(index {shown}); they are left out of the verdict and reported apart (the candidate is "
+                     f"{'' if same else 'not '}NaN/Inf at the same places).")
+    keep = np.setdiff1d(np.arange(len(r)), apart)
+    rj, cj = r[keep], c[keep]
+    if apart.size and not keep.size:
+        fails.append("the reference is NaN/Inf on every sample: nothing to judge")
+    bad = ~np.isfinite(cj)
+    n_bad = int(bad.sum())
+    if n_bad:
+        n_nan = int(np.isnan(cj).sum())
+        cj = np.where(bad, rj, cj)
+        extra["candidate_nonfinite"] = {"values": n_bad, "of": int(cj.size), "nan": n_nan, "inf": n_bad - n_nan}
+        fails.append(f"{n_bad} of {cj.size} values are NaN/Inf in the candidate ({n_nan} NaN, {n_bad - n_nan} Inf) "
+                     "where the reference is finite")
+    m = metrics.compare(rj, cj)
+    if n_bad:
+        m.update(psnr_db=-metrics.PERFECT_DB, snr_db=-metrics.PERFECT_DB, cosine=0.0)
+    fails += _judge(m, thresholds)
+    if rj.size and judged_per_channel(rj):
+        extra["worst_channel"] = worst = _worst_channel(rj, cj, thresholds.get("min_psnr_db"))
+        if not worst["passed"]:
+            fails.append(_channel_failure(worst, m["psnr_db"], thresholds["min_psnr_db"]))
+    return {**m, **extra, "passed": not fails, "failures": fails}, notes
+
+
+def judged_per_channel(ref) -> bool:
+    """Whether `ref`'s last axis is read as channels/features and judged one by one.
+
+    Yes when the output has a batch axis and a last axis 2..MAX_CHANNELS (1024) wide — detection
+    heads (N, anchors, 4 + classes), sequences (N, T, features), NHWC maps, packed (N, F) rows —
+    except: values all within [0, 1] (probabilities, normalized boxes: one scale already, and a
+    class that never fires would be judged on noise); and 2-D (N, C) class scores, where top-1
+    is the verdict: a 2-D output counts as class scores unless its channels' peaks max|ref|
+    differ by more than MIXED_SCALES (100×), as boxes in pixels beside scores in 0..1 do.
+    """
+    r = np.asarray(ref)
+    if r.ndim < 2 or not 2 <= r.shape[-1] <= MAX_CHANNELS or not r.size:
+        return False
+    if np.all((r >= 0) & (r <= 1)):
+        return False
+    if metrics.is_classifier_output(r):
+        peaks = np.max(np.abs(r), axis=0)
+        peaks = peaks[peaks > 0]
+        return peaks.size > 1 and float(peaks.max()) > MIXED_SCALES * float(peaks.min())
+    return True
+
+
+def _worst_channel(r: np.ndarray, c: np.ndarray, min_db) -> dict:
+    """The channel of the last axis with the lowest judged dB (see judge_output, rule 4)."""
+    peak = float(np.max(np.abs(r)))
+    rows = []
+    for ch in metrics.per_channel(r, c):
+        constant = ch["ref_min"] == ch["ref_max"]
+        if not constant:
+            db = ch["psnr_db"]
+        elif ch["max_abs"] == 0:
+            db = metrics.PERFECT_DB
+        else:
+            db = -metrics.PERFECT_DB if peak == 0 else min(metrics.PERFECT_DB, 20.0 * np.log10(peak / ch["max_abs"]))
+        rows.append((float(max(-metrics.PERFECT_DB, db)), constant, ch))
+    db, constant, ch = min(rows, key=lambda x: x[0])
+    return {"index": ch["index"], "channels": int(r.shape[-1]), "psnr_db": ch["psnr_db"], "cosine": ch["cosine"],
+            "max_abs": ch["max_abs"], "rmse": ch["rmse"], "reference_range": [ch["ref_min"], ch["ref_max"]],
+            "constant_in_reference": constant, "judged_db": db, "passed": min_db is None or db >= min_db}
+
+
+def _channel_failure(w: dict, whole_db: float, min_db: float) -> str:
+    where = f"channel {w['index']} of {w['channels']} (last axis)"
+    if w["constant_in_reference"]:
+        return (f"{where} is constant ({w['reference_range'][0]:g}) in the reference; the candidate is off by up to "
+                f"{w['max_abs']:.3g}, {w['judged_db']:.1f} dB below the output's peak < {min_db:g}")
+    lo, hi = w["reference_range"]
+    return (f"{where}: PSNR {w['psnr_db']:.1f} dB < {min_db:g} (its values span {lo:.3g}..{hi:.3g}; the whole "
+            f"output's {whole_db:.1f} dB hides it: small-scale values packed beside large ones were flattened)")
+
+
 def _judge(m: dict, t: dict) -> list[str]:
+    """Failure messages of whole-output metrics `m` against thresholds `t` (empty = passed)."""
     fails = []
     if t.get("min_psnr_db") is not None and m["psnr_db"] < t["min_psnr_db"]:
         fails.append(f"PSNR {m['psnr_db']:.1f} dB < {t['min_psnr_db']:g}")
