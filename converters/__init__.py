@@ -1,15 +1,12 @@
-"""Converters: SourceModel + recipe → Artifact. One module per path, registered in this table.
+"""Converters: SourceModel + recipe → Artifact. One module per path, registered in `CONVERTERS`.
 
-| --to         | from frameworks               | module              | recipes                                  |
-|--------------|-------------------------------|---------------------|------------------------------------------|
-| tflite       | keras, tf-savedmodel          | keras_to_tflite     | none fp16 dynamic-int8 int8 int16x8      |
-| tflite       | torch, torch-exported         | torch_to_tflite     | none fp16 dynamic-int8 int8              |
-| executorch   | torch, torch-exported         | torch_to_executorch | none fp16 dynamic-int8 int8              |
-| torchscript  | torch, torchscript            | torch_to_torchscript| none                                     |
-| edgetpu      | keras, tf-savedmodel, torch   | edgetpu             | int8 (then edgetpu_compiler when on PATH)|
-
-Adding a converter is one module with `FRAMEWORKS`, `RECIPES`, `SUFFIX` and
-`convert(source, recipe, dest, options) -> Artifact`, plus one line below.
+A converter module declares what it does — `FRAMEWORKS` (the source frameworks it takes),
+`RECIPES` (the quantization recipes it applies), `SUFFIX` (the artifact's file ending) — and
+implements `convert(source, recipe, dest, options) -> Artifact`. Adding one is that module plus
+one `Converter(<--to format>, <module>)` line below. The `--to` choices, edgekit.yaml's `to:`
+check, the default artifact name, the error hints and the README's `--to` list all derive from
+this table (tests/test_registries.py checks the README). `edgekit convert --help` reads only
+the formats, so the converter modules are imported when a conversion needs them.
 """
 
 from __future__ import annotations
@@ -19,20 +16,69 @@ from dataclasses import dataclass, field
 
 from edgekit.errors import BadInput
 
-# (target format, framework) → module name in this package
-TABLE = {
-    ("tflite", "keras"): "keras_to_tflite",
-    ("tflite", "tf-savedmodel"): "keras_to_tflite",
-    ("tflite", "torch"): "torch_to_tflite",
-    ("tflite", "torch-exported"): "torch_to_tflite",
-    ("executorch", "torch"): "torch_to_executorch",
-    ("executorch", "torch-exported"): "torch_to_executorch",
-    ("torchscript", "torch"): "torch_to_torchscript",
-    ("torchscript", "torchscript"): "torch_to_torchscript",
-    **{("edgetpu", fw): "edgetpu" for fw in ("keras", "tf-savedmodel", "torch", "torch-exported")},
-}
 
-TARGET_FORMATS = ("tflite", "executorch", "torchscript", "edgetpu")
+@dataclass(frozen=True)
+class Converter:
+    """One conversion path.
+
+    Args:
+        to: the `--to` format it writes ("tflite", "executorch", ...).
+        module: a module of this package ("keras_to_tflite") or a full dotted module path
+            (a converter that lives elsewhere, e.g. a test's).
+    """
+
+    to: str
+    module: str
+
+    def load(self):
+        """Import and return the converter module (it may import numpy; frameworks load later)."""
+        name = self.module if "." in self.module else f"{__name__}.{self.module}"
+        return importlib.import_module(name)
+
+
+CONVERTERS: list[Converter] = [
+    Converter("tflite", "keras_to_tflite"),
+    Converter("tflite", "torch_to_tflite"),
+    Converter("executorch", "torch_to_executorch"),
+    Converter("torchscript", "torch_to_torchscript"),
+    Converter("edgetpu", "edgetpu"),
+]
+
+
+def formats() -> tuple[str, ...]:
+    """The `--to` formats in registry order, without importing any converter."""
+    return tuple(dict.fromkeys(c.to for c in CONVERTERS))
+
+
+def table() -> dict[tuple[str, str], Converter]:
+    """(format, framework) → the converter for it; the first registered wins. Imports the
+    converter modules to read their FRAMEWORKS."""
+    out: dict[tuple[str, str], Converter] = {}
+    for c in CONVERTERS:
+        for fw in c.load().FRAMEWORKS:
+            out.setdefault((c.to, fw), c)
+    return out
+
+
+def frameworks_for(to: str) -> list[str]:
+    """The source frameworks some converter takes to format TO, sorted."""
+    return sorted({fw for (t, fw) in table() if t == to})
+
+
+def formats_for(framework: str) -> list[str]:
+    """The formats a FRAMEWORK model can be converted to, in registry order."""
+    return [t for t in formats() if (t, framework) in table()]
+
+
+def suffix_for(to: str) -> str:
+    """The file ending of a TO artifact (its first converter's SUFFIX).
+
+    Raises BadInput (exit 2) for an unknown format.
+    """
+    for c in CONVERTERS:
+        if c.to == to:
+            return c.load().SUFFIX
+    raise BadInput(f"Unknown target format {to!r}.", "Choose --to " + " | ".join(formats()))
 
 
 @dataclass
@@ -48,12 +94,25 @@ class ConvertOptions:
 
 
 def converter_for(to: str, framework: str):
-    name = TABLE.get((to, framework))
-    if name is None:
-        sources = sorted({fw for (t, fw) in TABLE if t == to})
+    """The converter module that turns a FRAMEWORK model into a TO artifact.
+
+    Raises BadInput (exit 2) when no registered converter does, naming what TO takes.
+    """
+    found = table().get((to, framework))
+    if found is None:
+        sources = frameworks_for(to)
         raise BadInput(
             f"edgekit cannot convert a {framework} model to {to}.",
-            f"--to {to} takes models from: {', '.join(sources) or 'nothing yet'}."
-            if sources else f"Known targets: {', '.join(TARGET_FORMATS)}.",
+            f"--to {to} takes models from: {', '.join(sources)}."
+            if sources else f"Known targets: {', '.join(formats())}.",
         )
-    return importlib.import_module(f"{__name__}.{name}")
+    return found.load()
+
+
+def __getattr__(name: str):
+    # Former constants, now derived so they never drift from CONVERTERS.
+    if name == "TARGET_FORMATS":
+        return formats()
+    if name == "TABLE":
+        return {k: c.module for k, c in table().items()}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -16,7 +16,9 @@ SCHEMA_VERSION = 1
 
 
 def default_output(model: str, to: str, recipe: str, io_dtype: str) -> Path:
-    suffix = {"tflite": ".tflite", "executorch": ".pte", "torchscript": ".ptl", "edgetpu": ".tflite"}[to]
+    from edgekit.converters import suffix_for
+
+    suffix = suffix_for(to)
     factory = ":" in model and not Path(model).exists()
     base, _, func = model.rpartition(":") if factory else (model, "", "")
     stem = Path(base.rstrip("/")).stem or "model"
@@ -58,8 +60,8 @@ def convert(
 
     from .sources import from_object, load_model
 
-    if to not in converters.TARGET_FORMATS:
-        raise BadInput(f"Unknown target format {to!r}.", "Choose --to " + " | ".join(converters.TARGET_FORMATS))
+    if to not in converters.formats():
+        raise BadInput(f"Unknown target format {to!r}.", "Choose --to " + " | ".join(converters.formats()))
     recipe = get_recipe(quantize, io_dtype)
     if recipe.needs_calibration and calibration is None:
         raise BadInput(

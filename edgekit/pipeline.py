@@ -19,7 +19,6 @@ from .pipeline_file import BUDGETS, BuildSpec, Pipeline
 from .pipeline_file import load as load_pipeline
 
 SCHEMA_VERSION = 1
-SUFFIX = {"tflite": ".tflite", "executorch": ".pte", "torchscript": ".ptl"}
 KERAS_SUFFIXES = {".keras", ".h5", ".hdf5"}
 TORCH_SUFFIXES = {".pt2", ".pt", ".pth"}
 
@@ -44,7 +43,7 @@ def framework_of(p: Pipeline) -> str:
 
 def check_builds(p: Pipeline) -> str:
     """Every build must apply to the model: fail before anything runs."""
-    from edgekit import converters
+    from edgekit import converters, quantization
 
     if not Path(p.model.rpartition(":")[0] if ":" in p.model and not Path(p.model).exists() else p.model).exists():
         raise BadInput(f"{p.path}: model: {p.model} does not exist.", "Paths are relative to the pipeline file.")
@@ -53,14 +52,14 @@ def check_builds(p: Pipeline) -> str:
     fw = framework_of(p)
     for b in p.builds:
         _require_path(p, f"build {b.name!r}: calibration", b.calibration)
-        if (b.to, fw) not in converters.TABLE:
+        if (b.to, fw) not in converters.table():
             raise BadInput(f"{p.path}: build {b.name!r}: a {fw} model cannot be built for {b.to}.",
-                           "Remove the build, or change `to:` (" + ", ".join(sorted({t for t, f in converters.TABLE if f == fw})) + ").")
+                           "Remove the build, or change `to:` (" + ", ".join(sorted(converters.formats_for(fw))) + ").")
         module = converters.converter_for(b.to, fw)
         if b.quantize not in module.RECIPES:
             raise BadInput(f"{p.path}: build {b.name!r}: quantize {b.quantize} is not available for {fw} → {b.to}.",
                            "This path supports: " + ", ".join(module.RECIPES))
-        if b.quantize in ("int8", "int16x8") and not (b.calibration or p.calibration):
+        if quantization.RECIPES[b.quantize].needs_calibration and not (b.calibration or p.calibration):
             raise BadInput(f"{p.path}: build {b.name!r}: quantize {b.quantize} needs calibration data.",
                            "Add `calibration: data/calib.npz` at the top or in the build (or `random`, knowingly).")
     return fw
@@ -165,9 +164,11 @@ def _finish(report: dict, out_dir: Path) -> None:
 
 
 def _run_build(p: Pipeline, b: BuildSpec, out_dir: Path, versions: dict, force: bool, log) -> dict:
+    from edgekit.converters import suffix_for
+
     folder = out_dir / b.name
     folder.mkdir(exist_ok=True)
-    artifact = folder / f"{Path(p.model.rpartition(':')[2] if ':' in p.model and not Path(p.model).exists() else p.model).stem}{SUFFIX[b.to]}"
+    artifact = folder / f"{Path(p.model.rpartition(':')[2] if ':' in p.model and not Path(p.model).exists() else p.model).stem}{suffix_for(b.to)}"
     key = cache_key(p, b, versions)
     budgets = {**p.budgets, **b.budgets}
     entry = {"name": b.name, "options": b.options(), "artifact": str(artifact), "cache_key": key,

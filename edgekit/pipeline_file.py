@@ -10,7 +10,10 @@
     targets: [host]                   # the target strings of `edgekit profile`
     budgets: {size_mb: 5, latency_p90_ms: 20, min_psnr_db: 25}
 
-Paths are relative to the file.
+Paths are relative to the file. The accepted values come from the registries: `to:` from
+edgekit.converters.CONVERTERS, `quantize:` from edgekit.quantization.RECIPES, `targets:` from
+edgekit.targets.TARGETS, and the budget names from `BUDGETS` below (README's budget list is
+checked against it by tests/test_registries.py).
 """
 
 from __future__ import annotations
@@ -35,8 +38,19 @@ BUILD_KEYS = {"name", "to", "quantize", "io_dtype", "input_shapes", "calibration
               "channels_last_io", "budgets"}
 TOP_KEYS = {"model", "weights", "input_shapes", "data", "calibration", "builds", "targets", "budgets", "runs",
             "warmup", "threads", "samples"}
-TO = ("tflite", "executorch", "torchscript")
-QUANTIZE = ("none", "fp16", "dynamic-int8", "int8", "int16x8")
+
+
+def __getattr__(name: str):
+    # The former TO / QUANTIZE constants, now read from the registries so they cannot drift.
+    if name == "TO":
+        from edgekit import converters
+
+        return converters.formats()
+    if name == "QUANTIZE":
+        from edgekit import quantization
+
+        return quantization.names()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass
@@ -146,6 +160,7 @@ def load(path: str | Path) -> Pipeline:
     targets = d.get("targets", ["host"])
     if not isinstance(targets, list) or not targets or not all(isinstance(t, str) for t in targets):
         raise src.error(("targets",), "must be a list of target strings.", "targets: [host, ssh://pi@raspberrypi]")
+    _check_targets(src, targets)
     budgets = _budgets(src, d.get("budgets", {}), ("budgets",), targets)
     builds = _builds(src, d.get("builds"), targets, rel)
     names = [b.name for b in builds]
@@ -162,6 +177,16 @@ def load(path: str | Path) -> Pipeline:
         weights=rel(_opt_str(src, d, "weights", ())), input_shapes=shapes,
         runs=d.get("runs", 50), warmup=d.get("warmup", 5), threads=d.get("threads", 1), samples=d.get("samples"),
     )
+
+
+def _check_targets(src, targets: list[str]) -> None:
+    """Every target string must be of a registered kind (edgekit.targets.TARGETS); raises
+    BadInput (exit 2) naming the line otherwise."""
+    from edgekit import targets as registry
+
+    for i, t in enumerate(targets):
+        if registry.kind_of(t) is None:
+            raise src.error(("targets", i), f"unknown target {t!r}.", f"Targets: {registry.forms()}.")
 
 
 def _unknown(src, d: dict, allowed: set, at: tuple):
@@ -224,6 +249,8 @@ def _number(x) -> bool:
 
 
 def _builds(src, v, targets, rel) -> list[BuildSpec]:
+    from edgekit import converters, quantization
+
     at = ("builds",)
     if v is None:
         raise src.error((), "no `builds:`.", "builds:\n  - {name: fp32, to: tflite}")
@@ -253,11 +280,12 @@ def _builds(src, v, targets, rel) -> list[BuildSpec]:
             raise src.error(where, "each build is a mapping.", "- {name: int8, to: tflite, quantize: int8}")
         _unknown(src, b, BUILD_KEYS, where)
         to = b.get("to", "tflite")
-        if to not in TO:
-            raise src.error(where + ("to",), f"unknown target format {to!r}.", "to: " + " | ".join(TO))
+        if to not in converters.formats():
+            raise src.error(where + ("to",), f"unknown target format {to!r}.", "to: " + " | ".join(converters.formats()))
         q = b.get("quantize", "none")
-        if q not in QUANTIZE:
-            raise src.error(where + ("quantize",), f"unknown quantization {q!r}.", "quantize: " + " | ".join(QUANTIZE))
+        if q not in quantization.RECIPES:
+            raise src.error(where + ("quantize",), f"unknown quantization {q!r}.",
+                            "quantize: " + " | ".join(quantization.RECIPES))
         name = b.get("name") or f"{to}-{q}"
         if not isinstance(name, str) or not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
             raise src.error(where + ("name",), f"{name!r} is not a usable name (it becomes a folder).",

@@ -183,3 +183,69 @@ def print_device_check(con, result: dict) -> None:
     for fmt, f in result["formats"].items():
         state = f"[green]{f['module']}[/]" if f["available"] else "[red]missing[/]"
         con.print(f"  {fmt}: {state}" + ("" if f["available"] else f" · install: {f['install']}"))
+
+
+def print_build_state(con, name: str, state: str) -> None:
+    """`edgekit run`, as each build ends: "  NAME: built|cached|failed" (nothing at "start")."""
+    status = {"built": "[green]built[/]", "cached": "[cyan]cached[/]", "failed": "[red]failed[/]"}
+    if state != "start":
+        con.print(f"  {name}: {status.get(state, state)}")
+
+
+def print_inspect_edgetpu(con, result: dict, model: str) -> None:
+    """`edgekit inspect MODEL --edgetpu`: ops and their predicted Edge TPU status, model issues,
+    where the compiler cuts the graph, risks, and the predicted share on the TPU.
+
+    Args:
+        result: edgekit.edgetpu_compat.analyze's dict (table, model_issues, cut, risks,
+            predicted_tpu_ops, total_ops, predicted_tpu_share in 0..1, already_compiled).
+        model: the path as the user gave it (the table's title).
+    """
+    from rich.markup import escape
+    from rich.table import Table
+
+    t = Table(title=f"Edge TPU prediction · {model}", title_justify="left")
+    for col in ("op", "count", "predicted status"):
+        t.add_column(col, justify="right" if col == "count" else "left")
+    for row in result["table"]:
+        style = "green" if row["status"] == "Mapped to Edge TPU" else "yellow"
+        t.add_row(row["op"], str(row["count"]), f"[{style}]{row['status']}[/]")
+    con.print(t)
+    for issue in result["model_issues"]:
+        con.print(f"[yellow]{issue}[/]")
+    if result["cut"]:
+        c = result["cut"]
+        con.print(f"[yellow]The compiler will cut the graph at op {c['index']} ({c['op']}: {c['reason']}); "
+                  f"{c['ops_after_on_cpu']} op(s) after it run on the CPU.[/]")
+    for r in result["risks"]:
+        con.print(f"  risk: {escape(r)}")
+    con.print(f"predicted on the Edge TPU: {result['predicted_tpu_ops']}/{result['total_ops']} ops "
+              f"({100 * result['predicted_tpu_share']:.0f}%)" + (" · already compiled" if result["already_compiled"] else ""))
+
+
+def print_adb_devices(con, result: dict) -> None:
+    """`edgekit devices adb`: one row per device of result["devices"] (target, state, model,
+    abi, android, soc; missing values blank), or a line saying none is attached."""
+    from rich.table import Table
+
+    devs = result["devices"]
+    t = Table(title="adb devices", title_justify="left")
+    for col in ("target", "state", "model", "abi", "android", "soc"):
+        t.add_column(col)
+    for d in devs:
+        t.add_row(d["target"], d["state"], *(str(d.get(k) or "") for k in ("model", "abi", "android", "soc")))
+    con.print(t if devs else "no Android device attached (adb devices -l)")
+
+
+def print_adb_clean(con, result: dict) -> None:
+    """`edgekit devices adb --clean SERIAL`: how many edgekit folders were removed."""
+    con.print(f"removed {result['removed']} edgekit folder(s) on {result['serial']}")
+
+
+def print_emulator(con, result: dict, kind: str, dest: str | None) -> None:
+    """`edgekit emulator create`: found or built, where, which runtimes, and the --target to use
+    (with ":PATH" when DEST, the user's --dir, was given)."""
+    where = result["path"]
+    con.print(f"[green]{'found' if result['cached'] else 'built'}[/] {kind} at {where} "
+              f"({', '.join(result['runtimes'])}); use --target qemu-arm64"
+              + ("" if dest is None else f":{where}"))

@@ -1,37 +1,72 @@
 """Targets: where an artifact runs and is measured (host, SSH boards, emulated arm64, ...).
 
-| TARGET                        | module | what it is                                               |
-|-------------------------------|--------|----------------------------------------------------------|
-| host (default)                | host   | this machine, the agent in a fresh subprocess            |
-| ssh://user@host[:port]        | ssh    | any Linux board with Python (Raspberry Pi, Jetson, ...)  |
-| qemu-arm64[:ROOTFS]           | qemu   | an emulated 64-bit Raspberry Pi (arm64 Debian, qemu-user)|
-| coral[:usb|:pci], coral@ssh://| coral  | a Coral Edge TPU (libedgetpu external delegate), here or on a board |
-| adb[:SERIAL]                  | android| an Android phone/emulator over adb (benchmark_model or the agent) |
+`TARGETS` below is the one list of target kinds: the `--target` help of `profile`, `validate`
+and `devices check`, the "Unknown target" hint and the README's target list derive from it
+(tests/test_registries.py checks the README).
 
 Every target runs the same device agent (edgekit/agent/edgekit_agent.py) and implements the
 contract in `base.Target`: `check()`, `profile(artifact, settings)`, `run(artifact, feeds)`.
-Adding a target is one module with `from_spec(spec, **options)` and one line below.
+Adding a target is one module with `from_spec(spec, **options)` and one `TargetKind(...)` line
+below.
 """
 
 from __future__ import annotations
 
 import importlib
+from dataclasses import dataclass
 
 from edgekit.errors import BadInput
 
-# scheme (the part of TARGET before ':' or '://') → module in this package
-TABLE = {
-    "host": "host",
-    "local": "host",
-    "ssh": "ssh",
-    "qemu-arm64": "qemu",
-    "coral": "coral",
-    "coral@ssh": "coral",
-    "adb": "android",
-}
+
+@dataclass(frozen=True)
+class TargetKind:
+    """One kind of target.
+
+    Args:
+        scheme: the part of TARGET before ':' or '://' ("host", "ssh", "adb", ...).
+        module: a module of this package ("ssh") or a full dotted module path.
+        form: how a user writes it, for help texts ("ssh://user@host[:port]").
+        what: one line saying what it is.
+        aliases: other schemes that mean the same ("local" for host).
+    """
+
+    scheme: str
+    module: str
+    form: str
+    what: str
+    aliases: tuple = ()
+
+    def load(self):
+        """Import and return the target module (which has `from_spec(spec, **options)`)."""
+        name = self.module if "." in self.module else f"edgekit.targets.{self.module}"
+        return importlib.import_module(name)
+
+
+TARGETS: list[TargetKind] = [
+    TargetKind("host", "host", "host", "this machine, the agent in a fresh subprocess (the default)", ("local",)),
+    TargetKind("ssh", "ssh", "ssh://user@host[:port]", "any Linux board with Python (Raspberry Pi, Jetson, ...)"),
+    TargetKind("qemu-arm64", "qemu", "qemu-arm64[:ROOTFS]", "an emulated 64-bit Raspberry Pi (arm64 Debian, qemu-user)"),
+    TargetKind("adb", "android", "adb[:SERIAL]", "an Android phone/emulator over adb (benchmark_model or the agent)"),
+    TargetKind("coral", "coral", "coral[:usb|:pci]", "a Coral Edge TPU here (libedgetpu external delegate)"),
+    TargetKind("coral@ssh", "coral", "coral@ssh://user@host", "a Coral Edge TPU on an SSH board"),
+]
+
+
+def forms() -> str:
+    """The target forms for help texts and hints: "host, ssh://user@host[:port], ...", in
+    registry order."""
+    return ", ".join(t.form for t in TARGETS)
+
+
+def kind_of(spec: str | None) -> TargetKind | None:
+    """The registered kind of TARGET string SPEC (None → host), or None when unknown."""
+    scheme = scheme_of(spec or "host")
+    return next((t for t in TARGETS if scheme == t.scheme or scheme in t.aliases), None)
 
 
 def scheme_of(spec: str) -> str:
+    """The scheme of a TARGET string: "ssh" for ssh://pi@rpi, "adb" for adb:SERIAL or
+    adb?python=..., "host" for an empty one; lower-cased."""
     spec = (spec or "host").strip()
     if "://" not in spec:
         spec = spec.split("?", 1)[0]  # adb?python=..., coral?lib=...
@@ -41,15 +76,22 @@ def scheme_of(spec: str) -> str:
 
 
 def get(spec: str | None, **options):
-    """TARGET string → a Target object (nothing is contacted yet)."""
+    """TARGET string → a Target object (nothing is contacted yet).
+
+    Raises BadInput (exit 2) for an unknown scheme, listing the registered forms.
+    """
     spec = spec or "host"
-    name = TABLE.get(scheme_of(spec))
-    if name is None:
-        raise BadInput(f"Unknown target {spec!r}.",
-                       "Targets: host, ssh://user@host[:port], qemu-arm64[:ROOTFS], adb[:SERIAL], "
-                       "coral[:usb|:pci], coral@ssh://user@host.")
-    module = importlib.import_module(f"edgekit.targets.{name}")
-    return module.from_spec(spec, **options)
+    kind = kind_of(spec)
+    if kind is None:
+        raise BadInput(f"Unknown target {spec!r}.", f"Targets: {forms()}.")
+    return kind.load().from_spec(spec, **options)
+
+
+def __getattr__(name: str):
+    # The former scheme → module table, now derived from TARGETS.
+    if name == "TABLE":
+        return {s: t.module for t in TARGETS for s in (t.scheme, *t.aliases)}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def on_target_session(target: str, artifact, local_session, samples, threads=None, **options):

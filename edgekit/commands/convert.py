@@ -1,0 +1,54 @@
+"""`edgekit convert MODEL`: quantize, convert, check parity, write the artifact + manifest."""
+
+from __future__ import annotations
+
+import click
+
+from .options import input_shape_option, io_dtype_option, json_option, quantize_option, samples_option, to_option
+from .output import STATE, log_to, progress, show
+
+
+@click.command("convert")
+@click.argument("model")
+@to_option
+@quantize_option
+@click.option("--calibration", metavar="DATA", help="Calibration samples (.npy, .npz, image folder, or 'random').")
+@click.option("--data", metavar="DATA", help="Samples for the parity check (default: the calibration data, else random).")
+@io_dtype_option
+@input_shape_option()
+@click.option("--allow-tf-ops", is_flag=True, help="Allow TensorFlow (Flex) ops; most device runtimes cannot run them.")
+@click.option("--weights", metavar="FILE", help="PyTorch state_dict for a file.py:Class model.")
+@click.option("--channels-last-io", is_flag=True, help="PyTorch→TFLite: NHWC inputs/outputs for an NCHW model.")
+@click.option("--etrecord", is_flag=True,
+              help="ExecuTorch: also write MODEL.pte.etrecord (≈2× the .pte) for validate --per-layer.")
+@click.option("-o", "--output", metavar="PATH", help="Artifact path (default: MODEL's name + recipe, in the current folder).")
+@click.option("--no-validate", is_flag=True, help="Skip the parity check.")
+@samples_option("parity samples")
+@json_option()
+def convert_command(model, to, quantize, calibration, data, io_dtype, input_shapes, allow_tf_ops, weights,
+                    channels_last_io, etrecord, output, no_validate, samples, as_json):
+    """Convert MODEL to an on-device format, quantize it, and check it against the original.
+
+    \b
+    MODEL is a Keras .keras/.h5 file, a TensorFlow SavedModel folder, a PyTorch .pt2
+    (torch.export.save) or TorchScript .pt file, or a factory: file.py:function or
+    package.module:function returning a keras.Model or torch.nn.Module.
+
+    \b
+    Examples:
+      edgekit convert digits.keras --quantize int8 --calibration calib.npz
+      edgekit convert fcn.h5 --input-shape input=1x40x256x1 --quantize dynamic-int8
+    """
+    from edgekit.build import convert, raise_for_parity
+    from edgekit.report import print_convert
+
+    def work(con):
+        with progress(con) as update:
+            return convert(
+                model, to=to, quantize=quantize, calibration=calibration, data=data, io_dtype=io_dtype,
+                input_shapes=input_shapes, allow_tf_ops=allow_tf_ops, output=output, validate=not no_validate,
+                weights=weights, channels_last_io=channels_last_io, samples=samples, etrecord=etrecord,
+                progress=update, log=log_to(con), debug=STATE.debug,
+            )
+
+    raise_for_parity(show(as_json, work, print_convert))

@@ -1,0 +1,122 @@
+"""Options shared by several commands, and choices read from the registries when click needs
+them (so a converter, recipe or target added to its registry shows up without editing a
+command). Imports only click; the registries it reads import nothing heavy."""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import click
+
+
+class RegistryChoice(click.Choice):
+    """A click.Choice whose choices are read from a registry each time click asks.
+
+    Args:
+        source: `source() -> sequence of str`, e.g. `edgekit.converters.formats`.
+    """
+
+    def __init__(self, source: Callable[[], Sequence[str]], case_sensitive: bool = True):
+        self._source = source
+        super().__init__((), case_sensitive)
+
+    @property
+    def choices(self):  # noqa: D401 - click reads this attribute
+        """The registry's current values, as a tuple."""
+        return tuple(self._source())
+
+    @choices.setter
+    def choices(self, _value):
+        pass  # click.Choice.__init__ assigns it; the registry is the source
+
+
+class LazyHelpOption(click.Option):
+    """A click.Option whose help text is computed when shown (`help=` may be a callable
+    returning the text), so help that lists a registry stays current."""
+
+    def __init__(self, *args, help=None, **kwargs):
+        super().__init__(*args, **kwargs)  # click would cleandoc() a string only
+        self._help = help
+
+    @property
+    def help(self):
+        """The help text: the callable's result, or the string given."""
+        return self._help() if callable(self._help) else self._help
+
+    @help.setter
+    def help(self, value):
+        self._help = value
+
+
+def _formats():
+    from edgekit import converters
+
+    return converters.formats()
+
+
+def _recipes():
+    from edgekit import quantization
+
+    return quantization.names()
+
+
+def _io_dtypes():
+    from edgekit import quantization
+
+    return quantization.io_dtypes()
+
+
+def _presets():
+    from edgekit import quantization
+
+    return quantization.precisions()
+
+
+def target_forms(default: str | None = "host") -> str:
+    """The registered target forms for help texts, DEFAULT marked "(default)":
+    "host (default), ssh://user@host[:port], ... or coral@ssh://user@host"."""
+    from edgekit import targets
+
+    forms = [t.form + (" (default)" if t.scheme == default else "") for t in targets.TARGETS]
+    return ", ".join(forms[:-1]) + " or " + forms[-1] if len(forms) > 1 else "".join(forms)
+
+
+to_option = click.option("--to", "to", type=RegistryChoice(_formats), default="tflite", show_default=True,
+                         help="Target format.")
+quantize_option = click.option("--quantize", type=RegistryChoice(_recipes), default="none", show_default=True,
+                               help="Quantization recipe.")
+io_dtype_option = click.option("--io-dtype", type=RegistryChoice(_io_dtypes), default="float32", show_default=True,
+                               help="Type of the artifact's inputs and outputs (int8/uint8 need --quantize int8).")
+preset_option = click.option("--preset", type=RegistryChoice(_presets),
+                             help="Verdict preset (default: the candidate's precision, from its manifest or the file).")
+
+
+def json_option(what: str = "result"):
+    """`--json`: print the command's WHAT ("result", "report") as JSON on stdout."""
+    return click.option("--json", "as_json", is_flag=True, help=f"Print the {what} as JSON on stdout.")
+
+
+host_key_option = click.option("--accept-new-host-key", is_flag=True,
+                               help="SSH: trust an unknown host key and record it in known_hosts.")
+
+
+def samples_option(what: str = "samples"):
+    """`--samples N` (N ≥ 1): at most N of WHAT."""
+    return click.option("--samples", type=click.IntRange(1), help=f"At most this many {what}.")
+
+
+def input_shape_option(of: str = ""):
+    """`--input-shape NAME=1x224x224x3`, repeatable; OF qualifies whose input (" of the reference model")."""
+    return click.option("--input-shape", "input_shapes", multiple=True, metavar="NAME=1x224x224x3",
+                        help=f"Fix a dynamic input shape{of} (repeat per input).")
+
+
+def target_option(default: str | None = "host", prefix: str = "Where to run: ", suffix: str = "."):
+    """`--target/-t TARGET` whose help lists the registered targets (edgekit.targets.TARGETS).
+
+    Args:
+        default: the option's default (shown in help), or None for none.
+        prefix, suffix: text around the list of target forms in the help.
+    """
+    return click.option("--target", "-t", default=default, show_default=default is not None, metavar="TARGET",
+                        cls=LazyHelpOption, help=lambda: prefix + target_forms(default) + suffix)

@@ -1,0 +1,42 @@
+"""`edgekit profile ARTIFACT`: latency, memory and delegation where the artifact will run."""
+
+from __future__ import annotations
+
+import click
+
+from .options import host_key_option, json_option, target_option
+from .output import show
+
+
+@click.command("profile")
+@click.argument("artifact")
+@target_option()
+@click.option("--runs", type=click.IntRange(1), default=50, show_default=True, help="Timed runs.")
+@click.option("--warmup", type=click.IntRange(0), default=5, show_default=True, help="Untimed runs first.")
+@click.option("--threads", type=click.IntRange(1), help="Runtime threads (default: the target's core count).")
+@click.option("--data", metavar="DATA", help="Inputs (.npy, .npz, image folder); default random by the input specs.")
+@click.option("--no-ops", is_flag=True, help="Skip per-operator times (ExecuTorch ETDump, onnxruntime profiler).")
+@host_key_option
+@json_option()
+def profile_command(artifact, target, runs, warmup, threads, data, no_ops, accept_new_host_key, as_json):
+    """Measure ARTIFACT where it will run: latency distribution, init, first inference, peak
+    memory, delegate coverage, per-operator times where the runtime gives them.
+
+    \b
+    Each measurement runs in a fresh process with a fixed thread count. Exit 4 when the
+    target cannot be reached or lacks the runtime (the message says what to install).
+
+    \b
+    Examples:
+      edgekit profile model.tflite --runs 100 --threads 4
+      edgekit profile model.pte --target ssh://pi@raspberrypi.local --json
+      edgekit profile model.tflite --target qemu-arm64
+    """
+    from edgekit.profiling import profile
+    from edgekit.report import print_profile
+
+    def work(con):
+        return profile(artifact, target=target, runs=runs, warmup=warmup, threads=threads, data=data,
+                       ops=not no_ops, accept_new_host_key=accept_new_host_key)
+
+    show(as_json, work, print_profile, status=f"profiling on {target}")

@@ -1,0 +1,47 @@
+"""`edgekit run [PIPELINE]`: build, check and profile every build of an edgekit.yaml."""
+
+from __future__ import annotations
+
+import click
+
+from .options import json_option
+from .output import STATE, log_to, show
+
+
+def _budgets_help() -> str:
+    """The `run --help` epilog: the budget names edgekit.yaml accepts (pipeline_file.BUDGETS)."""
+    from edgekit.pipeline_file import BUDGETS  # light: yaml loads when a file is read
+
+    return "Budgets (edgekit.yaml `budgets:`): " + ", ".join(BUDGETS) + "."
+
+
+@click.command("run", epilog=_budgets_help())
+@click.argument("pipeline", required=False, default="edgekit.yaml", metavar="[PIPELINE]")
+@click.option("--only", multiple=True, metavar="NAME", help="Run only this build (repeatable).")
+@click.option("--out", metavar="DIR", help="Output folder (default: edgekit-out/ beside the pipeline file).")
+@click.option("--force", is_flag=True, help="Rebuild and re-measure even when nothing changed.")
+@json_option("report")
+def run_command(pipeline, only, out, force, as_json):
+    """Build, check and profile every build of an edgekit.yaml; exit 1 when a budget fails.
+
+    \b
+    Writes OUT/<build>/ (artifact + manifest), OUT/report.json, report.md (for a CI job
+    summary) and report.html. Unchanged inputs reuse what OUT already holds.
+    """
+    from edgekit.errors import CheckFailed
+    from edgekit.pipeline import run
+    from edgekit.report import print_build_state, print_run
+
+    STATE.interrupted_note = "Interrupted: the partial report in the output folder says what finished."
+
+    def work(con):
+        return run(pipeline, only=only or None, out=out, force=force, log=log_to(con),
+                   on_build=lambda name, state: print_build_state(con, name, state))
+
+    report = show(as_json, work, print_run, status="running the pipeline")
+    if not report["passed"]:
+        raise CheckFailed(
+            f"{report['failed_budgets']} budget(s) failed"
+            + (f", build(s) failed: {', '.join(report['failed_builds'])}" if report["failed_builds"] else "") + ".",
+            f"See {report['out']}/report.md.",
+        )
