@@ -3,272 +3,29 @@ reference computes, on real data, and if not, where does it diverge?
 
 REFERENCE is any MODEL `edgekit convert` takes, or an artifact; CANDIDATE is an artifact
 (.tflite, .pte, .ptl, .onnx). Inputs and outputs are matched by name, then shape (NCHW/NHWC
-included), then values; quantized I/O is (de)quantized with its scale and zero-point. The
-engine is edgekit.parity (metrics from edgekit.metrics); per-layer localisation is
-edgekit.layers.
+included), then values (edgekit.validation_matching); quantized I/O is (de)quantized with its
+scale and zero-point. The reference is loaded by edgekit.validation_reference. The engine is
+edgekit.parity (metrics from edgekit.metrics); per-layer localisation is edgekit.layers.
 """
 
 from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
-
-import numpy as np
 
 from . import parity as parity_mod
-from .artifacts import FORMATS, format_of, read_manifest
+from .artifacts import format_of, read_manifest
 from .integrity import check_structure
 from .data import load_samples
 from .errors import BadInput, CheckFailed
 from .runtimes import load as load_runtime
-from .runtimes import run_float
-from .specs import TensorSpec, parse_input_shapes
+from .specs import parse_input_shapes
+from .validation_matching import VALUE_MATCH_SAMPLES, match_inputs, match_outputs  # noqa: F401  (re-exported)
+from .validation_reference import (REF_BATCH, Reference, artifact_precision, is_artifact,  # noqa: F401
+                                   load_reference, session_reference)
 
 SCHEMA_VERSION = 1
-REF_BATCH = 64  # batched artifact references run this many samples per call
-VALUE_MATCH_SAMPLES = 4  # samples used to pair same-shaped outputs by their values
-
-
-@dataclass
-class Reference:
-    """What the candidate is compared with: a batched callable plus its input specs."""
-
-    kind: str  # "model" or "artifact"
-    origin: str
-    inputs: list[TensorSpec]  # float view of the inputs (quantized artifact inputs dequantized)
-    call: Callable[[dict], dict]  # feeds (N, ...) keyed by input name → outputs (N, ...)
-    framework: str | None = None  # models: keras, torch ...
-    format: str | None = None  # artifacts
-    precision: str | None = None
-    native: Any = None  # SourceModel for models, the session for artifacts
-    path: Path | None = None
-
-    def describe(self) -> dict:
-        d = {"kind": self.kind, "origin": self.origin}
-        if self.framework:
-            d["framework"] = self.framework
-        if self.format:
-            d["format"] = self.format
-        if self.precision:
-            d["precision"] = self.precision
-        return d
-
-
-def is_artifact(spec) -> bool:
-    if not isinstance(spec, (str, Path)):
-        return False  # a model object handed over from Python
-    p = Path(spec)
-    return p.is_file() and (p.suffix.lower() in FORMATS or p.name.endswith("_edgetpu.tflite"))
-
-
-def load_reference(spec, input_shapes: dict | None = None, threads: int | None = None,
-                   weights: str | None = None) -> Reference:
-    if is_artifact(spec):
-        session = load_runtime(spec, threads=threads)
-        return Reference(
-            kind="artifact", origin=str(spec), inputs=[_float_view(s) for s in session.inputs],
-            call=session_reference(session), format=format_of(spec), precision=artifact_precision(spec),
-            native=session, path=Path(spec),
-        )
-    from .sources import from_object, load_model
-
-    if isinstance(spec, (str, Path)):
-        source = load_model(str(spec), input_shapes or {}, weights=weights)
-    else:
-        source = from_object(spec, type(spec).__name__, input_shapes or {})
-    return Reference(kind="model", origin=source.origin, inputs=source.inputs, call=source.reference,
-                     framework=source.framework, native=source)
-
-
-def _float_view(s: TensorSpec) -> TensorSpec:
-    """What a caller feeds: real values for a quantized input."""
-    dtype = "float32" if s.is_quantized else s.dtype
-    return TensorSpec(s.name, s.shape, dtype, layout=s.layout)
-
-
-def session_reference(session) -> Callable[[dict], dict]:
-    """A runtime session as a batched reference: real values in, real values out. Sessions whose
-    inputs take any batch size (ONNX with a dynamic first axis) run in batches."""
-    batchable = bool(getattr(session, "batchable", False))
-
-    def reference(feeds: dict) -> dict:
-        n = len(next(iter(feeds.values())))
-        step = REF_BATCH if batchable else 1
-        chunks: dict[str, list] = {}
-        for i in range(0, n, step):
-            outs = run_float(session, {k: v[i : i + step] for k, v in feeds.items()})
-            for k, v in outs.items():
-                chunks.setdefault(k, []).append(np.asarray(v))
-        return {s.name: np.concatenate(chunks[s.name]) for s in session.outputs}
-
-    return reference
-
-
-# -- precision (which verdict preset applies) ------------------------------------------------
-
-def artifact_precision(path) -> str | None:
-    """The candidate's precision: from its manifest's recipe, else from the file itself."""
-    manifest = read_manifest(path) or {}
-    recipe = manifest.get("recipe")
-    if recipe:
-        return {"none": "fp32"}.get(recipe, recipe)
-    if format_of(path) in ("tflite", "edgetpu"):
-        return _tflite_precision(path)
-    return None
-
-
-def _tflite_precision(path) -> str:
-    from ai_edge_litert.interpreter import Interpreter
-
-    interp = Interpreter(model_path=str(path))
-    tensors = {t["index"]: t for t in interp.get_tensor_details()}
-    ops = interp._get_ops_details()  # no public op list; stable across TF/LiteRT releases
-    produced = {o for op in ops for o in op["outputs"]}
-    acts = {np.dtype(tensors[i]["dtype"]).name for i in produced if i in tensors}
-    consts = {np.dtype(tensors[i]["dtype"]).name for op in ops for i in op["inputs"]
-              if i >= 0 and i in tensors and i not in produced}
-    if "int16" in acts and "int8" in consts:
-        return "int16x8"
-    if "int8" in acts or "uint8" in acts:
-        return "int8"
-    if "int8" in consts:
-        return "dynamic-int8"
-    if "float16" in consts:
-        return "fp16"
-    return "fp32"
-
-
-# -- signatures -------------------------------------------------------------------------------
-
-def match_inputs(ref_inputs: list[TensorSpec], cand_inputs: list[TensorSpec]) -> dict:
-    """Reference input name → candidate input spec, or a BadInput that shows both signatures."""
-    sig = ("reference: " + ", ".join(s.describe() for s in ref_inputs) + " · candidate: "
-           + ", ".join(s.describe() for s in cand_inputs))
-    try:
-        in_map = parity_mod.match_specs([s.name for s in ref_inputs], {s.name: s.shape for s in ref_inputs},
-                                        cand_inputs, "input")
-    except BadInput as exc:
-        raise BadInput("The reference and the candidate take different inputs: " + exc.message,
-                       sig + ". Compare the candidate with the model it was converted from.") from exc
-    for r in ref_inputs:
-        c = in_map[r.name]
-        if not _shapes_compatible(tuple(r.shape[1:]), tuple(c.shape[1:])):
-            raise BadInput(
-                f"The reference and the candidate take different inputs: {r.name!r} is "
-                f"{_dims(r.shape[1:])} per sample in the reference, {c.name!r} is {_dims(c.shape[1:])} "
-                "in the candidate.",
-                sig + ". Compare the candidate with the model it was converted from (or fix --input-shape).",
-            )
-        rk, ck = np.dtype(r.dtype).kind, np.dtype(c.dtype).kind
-        if rk == "f" and ck != "f" and not c.is_quantized:
-            raise BadInput(
-                f"The reference takes {r.name!r} as {r.dtype}, the candidate takes {c.name!r} as {c.dtype} "
-                "without a quantization scale, so real values cannot be mapped onto it.",
-                sig + ".",
-            )
-        if rk != "f" and ck != rk:
-            raise BadInput(f"The reference takes {r.name!r} as {r.dtype}, the candidate {c.name!r} as {c.dtype}.",
-                           sig + ".")
-    return in_map
-
-
-def _dims(shape) -> str:
-    return "x".join("?" if d is None else str(d) for d in shape) or "scalar"
-
-
-def _shapes_compatible(a: tuple, b: tuple) -> bool:
-    if len(a) != len(b):
-        known_a, known_b = [d for d in a if d is not None], [d for d in b if d is not None]
-        return None not in a and None not in b and int(np.prod(a)) == int(np.prod(b)) and bool(known_a) and bool(known_b)
-    if all(x is None or y is None or x == y for x, y in zip(a, b)):
-        return True
-    return len(a) == 3 and (a == (b[2], b[0], b[1]) or a == (b[1], b[2], b[0]))  # NCHW ↔ NHWC
-
-
-def match_outputs(reference: Reference, session, samples, in_map: dict) -> tuple[dict, dict]:
-    """Reference output name → candidate spec, and how each was matched.
-
-    By name; then by a unique shape; then, for outputs that share a shape, by values: the
-    pairing with the least error on the first few samples (a converter that renames and
-    reorders same-shaped outputs is still matched correctly)."""
-    few = samples.take(VALUE_MATCH_SAMPLES)
-    ref = reference.call(few.inputs)
-    names = list(ref)
-    cands = list(session.outputs)
-    if len(names) != len(cands):
-        raise BadInput(
-            f"The reference has {len(names)} output(s) ({', '.join(names)}), the candidate {len(cands)} "
-            f"({', '.join(s.name for s in cands)}).",
-            "Compare the candidate with the model it was converted from.",
-        )
-    out, how = {}, {}
-    by_name = {s.name: s for s in cands}
-    for n in names:
-        if n in by_name:
-            out[n], how[n] = by_name[n], "name"
-    left = [s for s in cands if s not in out.values()]
-    todo = [n for n in names if n not in out]
-    if not todo:
-        return out, how
-    # shape groups
-    groups: dict = {}
-    for n in todo:
-        key = tuple(sorted(ref[n].shape[1:]))
-        groups.setdefault(key, ([], []))[0].append(n)
-    for s in left:
-        key = tuple(sorted(d for d in s.shape[1:]))
-        if key in groups:
-            groups[key][1].append(s)
-    ambiguous = []
-    for key, (rn, cs) in groups.items():
-        if len(rn) == 1 and len(cs) == 1:
-            out[rn[0]], how[rn[0]] = cs[0], "shape"
-        elif rn and len(rn) == len(cs):
-            ambiguous.append((rn, cs))
-        else:
-            shapes = ", ".join(f"{n} {_dims(ref[n].shape[1:])}" for n in rn)
-            raise BadInput(
-                f"Cannot match the reference output(s) {shapes} to any candidate output of the same shape "
-                f"(candidate: {', '.join(s.describe() for s in cands)}).",
-                "The models do not compute the same outputs; compare the candidate with its own source.",
-            )
-    if ambiguous:
-        cand_few = _run_candidate(session, few, in_map)
-        for rn, cs in ambiguous:
-            pairs = sorted(
-                (_rel_err(ref[n], cand_few[c.name]), n, c.name) for n in rn for c in cs
-            )
-            used_r, used_c = set(), set()
-            by = {c.name: c for c in cs}
-            for _err, n, cname in pairs:
-                if n in used_r or cname in used_c:
-                    continue
-                out[n], how[n] = by[cname], "values"
-                used_r.add(n)
-                used_c.add(cname)
-    return out, how
-
-
-def _rel_err(r, c) -> float:
-    r = np.asarray(r, np.float64)
-    c = parity_mod.adapt_layout(np.asarray(c, np.float64), r.shape)
-    if c.shape != r.shape:
-        return float("inf")
-    return float(np.sqrt(np.mean((r - c) ** 2)) / (np.sqrt(np.mean(r**2)) + 1e-12))
-
-
-def _run_candidate(session, samples, in_map) -> dict:
-    in_specs = {s.name: s for s in session.inputs}
-    chunks: dict[str, list] = {}
-    for i in range(len(samples)):
-        feed = {in_map[k].name: parity_mod.adapt_layout(v[i : i + 1], in_specs[in_map[k].name].shape)
-                for k, v in samples.inputs.items()}
-        for k, v in run_float(session, feed).items():
-            chunks.setdefault(k, []).append(np.asarray(v))
-    return {k: np.concatenate(v) for k, v in chunks.items()}
 
 
 # -- the engine entry ------------------------------------------------------------------------
@@ -292,8 +49,33 @@ def validate(
 ) -> dict:
     """Compare CANDIDATE (an artifact) with REFERENCE (a model or an artifact) on DATA.
 
-    Returns the result dict that `--json` prints; `passed` false is a failed check (the CLI
-    exits 1), bad input raises BadInput (exit 2).
+    Args:
+        reference: a model spec `edgekit convert` takes, an artifact path, or a model object.
+        candidate: the artifact to check (.tflite, .pte, .ptl, .onnx; str or Path).
+        data: validation data (a file or folder edgekit.data reads); None: 32 random samples.
+        samples: use at most this many samples (None: all).
+        per_layer: also localise the first diverging layer (edgekit.layers).
+        thresholds: overrides of the preset's thresholds (min_psnr_db, min_cosine, ...).
+        target: where the candidate runs: None/"host"/"local" here, else a target spec
+            (adb:SERIAL, ssh://...) whose device agent computes its outputs.
+        preset: the verdict preset (edgekit.parity.PRESETS); None: the candidate's precision.
+        input_shapes: NAME=SHAPE strings or a {name: shape} dict, for models that need them.
+        weights: a PyTorch state dict for a `file.py:Class` reference.
+        threads: runtime threads (None: the runtime's default).
+        target_options: extra keyword options for the target session.
+        progress: optional callable(done, total) per compared sample.
+        log: callable(message) for progress lines.
+
+    Returns:
+        The result dict that `--json` prints (schema_version, passed, reference, candidate,
+        data, parity, matching, timings, warnings; per-layer keys with per_layer).
+        `passed` false is a failed check: the CLI then exits 1 (raise_for_result).
+
+    Raises:
+        BadInput (exit 2): unknown preset, missing/corrupt candidate, mismatched signatures,
+            --weights with an artifact reference, unsupported per-layer pair.
+        MissingDependency (exit 3): the runtime or framework needed is not installed.
+        TargetUnreachable (exit 4): the target cannot be reached.
     """
     on_target = target not in (None, "host", "local")
     if preset is not None and preset not in parity_mod.PRESETS:
@@ -399,10 +181,13 @@ def validate(
 
 
 def _spec(specs, name):
+    """The spec named `name` in `specs`."""
     return next(s for s in specs if s.name == name)
 
 
 def raise_for_result(result: dict) -> None:
+    """Raise CheckFailed (exit 1) when a `validate` result did not pass, naming the first
+    diverging layer when per-layer localisation found one; return otherwise."""
     if not result["passed"]:
         first = result.get("first_divergence")
         where = f" First divergence: {first['layer']} ({first['op_type']})." if first else ""
