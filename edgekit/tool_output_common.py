@@ -1,0 +1,17 @@
+"""What the parsers of device-side tools' output share (edgekit.tool_output): the number
+pattern the tools print, the marker line of recorded outputs, and edgekit's latency_ms keys.
+Pure functions, no imports of frameworks.
+"""
+
+from __future__ import annotations
+
+# a decimal number as the tools print it: 12, -3.5, .5, 2.95e+06
+NUM = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+# recorded outputs (tests/fixtures/tool-outputs) start with a "#source: ..." line naming their origin
+SOURCE_MARKER = "#source:"
+
+
+def latency_ms(min=None, p50=None, p90=None, p99=None, mean=None, std=None, max=None) -> dict:  # noqa: A002
+    """edgekit's latency_ms dict (milliseconds; the keys of edgekit.profiling.LATENCY_KEYS, in
+    that order), None for what a tool does not print."""
+    return {"min": min, "p50": p50, "p90": p90, "p99": p99, "mean": mean, "std": std, "max": max}
