@@ -68,13 +68,17 @@ class LazyGroup(click.Group):
 
     def format_commands(self, ctx, formatter):
         """The "Commands:" section from ROUTES' short help, without importing any command."""
-        from click.utils import make_default_short_help
-
         names = self.list_commands(ctx)
         if names:
             limit = formatter.width - 6 - max(len(n) for n in names)
             with formatter.section("Commands"):
-                formatter.write_dl([(n, make_default_short_help(ROUTES[n][1], limit)) for n in names])
+                formatter.write_dl([(n, short_help(n, limit)) for n in names])
+
+
+def short_help(name: str, limit: int = 45) -> str:
+    """ROUTES' one-line help of command NAME, cut to LIMIT characters as click cuts a
+    command's docstring (same rule, no import of the command)."""
+    return click.Command(name, help=ROUTES[name][1]).get_short_help_str(limit)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

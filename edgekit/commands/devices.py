@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .options import host_key_option, json_option, target_forms
+from .options import LazyHelpCommand, host_key_option, json_option, target_forms
 from .output import show
 
 
@@ -13,26 +13,23 @@ def devices_command():
     """Check the devices edgekit can run on."""
 
 
-@devices_command.command("check")
+def _check_help() -> str:
+    """`devices check --help`, listing the registered target forms when shown."""
+    return ("Is TARGET reachable, what runtimes does it have, and what to install for the rest.\n\n"
+            f"TARGET is {target_forms()}. Exit 4 when it cannot be reached.")
+
+
+@devices_command.command("check", cls=LazyHelpCommand, help=_check_help)
 @click.argument("target", default="host")
 @host_key_option
 @json_option()
 def devices_check_command(target, accept_new_host_key, as_json):
-    """Is TARGET reachable, what runtimes does it have, and what to install for the rest."""
+    # The help text is _check_help() (it lists edgekit.targets.TARGETS).
     from edgekit import targets
     from edgekit.report import print_device_check
 
     show(as_json, lambda con: targets.get(target, accept_new_host_key=accept_new_host_key).check(),
          print_device_check)
-
-
-def _check_help() -> str:
-    """`devices check --help`: the docstring plus the registered target forms."""
-    return (devices_check_command.callback.__doc__
-            + f"\n\nTARGET is {target_forms()}. Exit 4 when it cannot be reached.")
-
-
-devices_check_command.help = _check_help()
 
 
 @devices_command.command("adb")

@@ -30,13 +30,8 @@ class RegistryChoice(click.Choice):
         pass  # click.Choice.__init__ assigns it; the registry is the source
 
 
-class LazyHelpOption(click.Option):
-    """A click.Option whose help text is computed when shown (`help=` may be a callable
-    returning the text), so help that lists a registry stays current."""
-
-    def __init__(self, *args, help=None, **kwargs):
-        super().__init__(*args, **kwargs)  # click would cleandoc() a string only
-        self._help = help
+class _LazyHelp:
+    """`help` may be a callable returning the text, computed each time click shows it."""
 
     @property
     def help(self):
@@ -46,6 +41,19 @@ class LazyHelpOption(click.Option):
     @help.setter
     def help(self, value):
         self._help = value
+
+
+class LazyHelpOption(_LazyHelp, click.Option):
+    """A click.Option whose help text is computed when shown (`help=` may be a callable
+    returning the text), so help that lists a registry stays current."""
+
+    def __init__(self, *args, help=None, **kwargs):
+        super().__init__(*args, **kwargs)  # click would cleandoc() a string only
+        self._help = help
+
+
+class LazyHelpCommand(_LazyHelp, click.Command):
+    """A click.Command whose help text is computed when shown (`help=` may be a callable)."""
 
 
 def _formats():
