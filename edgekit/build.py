@@ -16,6 +16,9 @@ SCHEMA_VERSION = 1
 
 
 def default_output(model: str, to: str, recipe: str, io_dtype: str) -> Path:
+    """The artifact path when -o is not given: MODEL's stem (file_function for a factory) +
+    "_<recipe>" (not for "none") + "_<io_dtype>io" (not for float32) + the format's suffix
+    (edgekit.converters.suffix_for), in the current folder. Raises BadInput for an unknown TO."""
     from edgekit.converters import suffix_for
 
     suffix = suffix_for(to)

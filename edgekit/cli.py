@@ -35,19 +35,6 @@ ROUTES = {
 QUIET_LOGGERS = ("torchao", "torch.utils._pytree", "executorch", "litert_torch", "absl")
 
 
-def __getattr__(name: str):
-    # Former constants of this module, now read from the recipe registry.
-    if name == "QUANTIZE":
-        from edgekit import quantization
-
-        return quantization.names()
-    if name == "IO_DTYPES":
-        from edgekit import quantization
-
-        return quantization.io_dtypes()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 def load_command(name: str) -> click.Command:
     """Import `edgekit.commands.<module>` for command NAME (a key of ROUTES) and return its
     `<module>_command`. Raises KeyError for a name not in ROUTES."""

@@ -40,21 +40,12 @@ TOP_KEYS = {"model", "weights", "input_shapes", "data", "calibration", "builds",
             "warmup", "threads", "samples"}
 
 
-def __getattr__(name: str):
-    # The former TO / QUANTIZE constants, now read from the registries so they cannot drift.
-    if name == "TO":
-        from edgekit import converters
-
-        return converters.formats()
-    if name == "QUANTIZE":
-        from edgekit import quantization
-
-        return quantization.names()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 @dataclass
 class BuildSpec:
+    """One build of the pipeline: its folder NAME, the `--to` format, the recipe, the I/O type,
+    fixed input shapes ({name: shape tuple}), its own calibration path, flags, and budgets that
+    override the pipeline's."""
+
     name: str
     to: str
     quantize: str = "none"
@@ -74,6 +65,10 @@ class BuildSpec:
 
 @dataclass
 class Pipeline:
+    """A loaded edgekit.yaml: absolute file PATH, the MODEL (paths resolved against the file's
+    folder), the builds, target strings, global budgets, data/calibration/weights paths (or
+    "random"), and profiling settings (runs, warmup, threads; samples caps parity samples)."""
+
     path: Path
     model: str
     builds: list[BuildSpec]
@@ -135,6 +130,11 @@ class _Located:
 
 
 def load(path: str | Path) -> Pipeline:
+    """Read and check the pipeline file PATH (or PATH/edgekit.yaml for a folder).
+
+    Values are checked against the registries (formats, recipes, targets, BUDGETS). Raises
+    BadInput (exit 2) naming the file, line and key of the first mistake, with a hint.
+    """
     path = Path(path)
     if path.is_dir():
         path = path / "edgekit.yaml"
