@@ -170,7 +170,8 @@ def profile(artifact, target: str | None = "host", *, runs: int = 50, warmup: in
         data: input samples (`.npy`/`.npz` as for `convert`); None: random inputs.
         ops: per-operator times where the runtime gives them (ExecuTorch ETDump, onnxruntime).
         accept_new_host_key: ssh only: trust a host key not yet in known_hosts (else refused).
-        python: the Python interpreter to run the agent with on the target (None: its default).
+        python: ssh only: the board's Python that runs the agent (None: the target string's
+            setting, else $EDGEKIT_SSH_PYTHON, else "python3").
         **options: any further keyword of edgekit.profiling.profile, passed through.
 
     Returns:

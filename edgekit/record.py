@@ -142,12 +142,14 @@ class Record(dict):
     # -- the dict interface: reads are dict's own; writes go through the fields --------------
 
     def __setitem__(self, key, value):
+        """`result[key] = value`: a field is set as its attribute (typed if nested), any other key in `extra`."""
         if key in self._field_names():
             setattr(self, key, value)
         else:
             self.extra = {**self.extra, key: value}
 
     def __delitem__(self, key):
+        """`del result[key]`: a field becomes None with its key absent; an extra key is dropped."""
         if not dict.__contains__(self, key):
             raise KeyError(key)
         object.__setattr__(self, "_order", tuple(k for k in self._order if k != key))
@@ -157,6 +159,7 @@ class Record(dict):
             self.extra = {k: v for k, v in self.extra.items() if k != key}
 
     def update(self, other=(), /, **kw):
+        """Set each key as `self[key] = value` would (a field by attribute, any other key in `extra`)."""
         for k, v in dict(other, **kw).items():
             self[k] = v
 
@@ -165,6 +168,7 @@ class Record(dict):
         return self
 
     def setdefault(self, key, default=None):
+        """`self[key]`, after setting it to DEFAULT if the key is absent (as dict.setdefault)."""
         if key not in self:
             self[key] = default
         return self[key]
@@ -172,6 +176,11 @@ class Record(dict):
     _NO_DEFAULT = object()
 
     def pop(self, key, default=_NO_DEFAULT):
+        """Remove KEY and return its value (a field becomes None and its key absent); as dict.pop.
+
+        Raises:
+            KeyError: KEY is absent and no DEFAULT was given.
+        """
         if key not in self:
             if default is Record._NO_DEFAULT:
                 raise KeyError(key)
@@ -181,9 +190,11 @@ class Record(dict):
         return value
 
     def popitem(self):
+        """Refused (TypeError): which key goes would be arbitrary; `del result[key]` says which."""
         raise TypeError(f"{type(self).__name__} keys follow the schema; delete a key by name")
 
     def clear(self):
+        """Refused (TypeError): a result without its keys is no longer its schema object."""
         raise TypeError(f"{type(self).__name__} keys follow the schema; delete a key by name")
 
     def __reduce__(self):  # copy.copy, copy.deepcopy and pickle rebuild through from_dict
