@@ -13,8 +13,10 @@ Two ways to measure, chosen by what the device has:
 
 Everything happens in a fresh `/data/local/tmp/edgekit-XXXXXXXX` folder removed afterwards
 (also `edgekit devices clean adb` style cleanup through `cleanup_stale()`); every shell command
-is built with proper quoting (a model path with spaces or quotes works). Exit status comes from
-adb's shell v2 protocol when the device has it, else from an appended `echo $?` marker.
+is built with proper quoting (a model path with spaces or quotes works).
+
+The adb connection (client, device list, ADBBoard) is targets/android_adb.py; the native
+runners (benchmark_model, executor_runner) are targets/android_benchmark.py.
 """
 
 from __future__ import annotations
@@ -22,144 +24,36 @@ from __future__ import annotations
 import contextlib
 import os
 import posixpath
-import secrets
 import shlex
 import time
-from pathlib import Path
 from urllib.parse import parse_qs
 
 from edgekit import profiling
-from edgekit.errors import BadInput, MissingDependency, TargetUnreachable
+from edgekit.errors import BadInput, TargetUnreachable
 
+from .android_adb import EXIT_MARKER, PROPS, ADBBoard, _props, client, list_devices  # noqa: F401  (re-exported)
+from .android_benchmark import NativeRunners
 from .base import AgentTarget, quote
 
 DEVICE_TMP = "/data/local/tmp"
-PROPS = {"model": "ro.product.model", "manufacturer": "ro.product.manufacturer", "abi": "ro.product.cpu.abi",
-         "abilist": "ro.product.cpu.abilist", "android": "ro.build.version.release", "sdk": "ro.build.version.sdk",
-         "soc": "ro.soc.model", "hardware": "ro.hardware"}
-EXIT_MARKER = "EDGEKIT-EXIT:"
 
 
-def _adbutils():
-    try:
-        import adbutils
-    except ImportError as exc:
-        raise MissingDependency(f"Android targets need adbutils ({exc}).", "pip install adbutils") from exc
-    return adbutils
+class AndroidTarget(NativeRunners, AgentTarget):
+    """An Android device over adb, measured with benchmark_model / executor_runner when given,
+    else with edgekit's device agent under a Python on the device."""
 
-
-def client():
-    adbutils = _adbutils()
-    port = int(os.environ.get("ANDROID_ADB_SERVER_PORT", "5037"))
-    return adbutils.AdbClient(host=os.environ.get("EDGEKIT_ADB_HOST", "127.0.0.1"), port=port)
-
-
-def _server_error(exc) -> TargetUnreachable:
-    return TargetUnreachable(f"adb: cannot reach the adb server ({exc}).",
-                             "Start it with `adb start-server` (Debian/Ubuntu: apt-get install adb; or Android "
-                             "platform-tools), and check ANDROID_ADB_SERVER_PORT.")
-
-
-def list_devices(with_props: bool = True) -> list[dict]:
-    """Every device the adb server knows: serial, state, and for ready ones model/ABI/Android."""
-    c = client()
-    try:
-        infos = c.list(extended=True)
-    except Exception as exc:
-        raise _server_error(exc) from exc
-    out = []
-    for info in infos:
-        d = {"serial": info.serial, "state": info.state, "target": f"adb:{info.serial}"}
-        if with_props and info.state == "device":
-            with contextlib.suppress(Exception):
-                d.update(_props(c.device(info.serial)))
-        out.append(d)
-    return out
-
-
-def _props(dev) -> dict:
-    r = dev.shell2("getprop", timeout=15)
-    allp = {}
-    for line in r.output.splitlines():
-        if line.startswith("[") and "]: [" in line:
-            k, _, v = line[1:].partition("]: [")
-            allp[k] = v.rstrip("]")
-    return {k: allp.get(p) or None for k, p in PROPS.items()}
-
-
-class ADBBoard:
-    def __init__(self, target: "AndroidTarget", dev):
-        self.t, self.dev = target, dev
-        self.v2 = None
-
-    def _v2(self) -> bool:
-        if self.v2 is None:
-            try:
-                self.v2 = "shell_v2" in self.dev.get_features().split(",")
-            except Exception as exc:
-                raise self.t.dropped(exc) from exc
-        return self.v2
-
-    def shell(self, command: str, timeout: float) -> tuple[int, str, str]:
-        try:
-            if self._v2():
-                r = self.dev.shell2(command, timeout=timeout, v2=True, rstrip=False)
-                code, out, err = r.returncode, r.stdout, r.stderr
-            else:  # old devices: no exit status in the protocol, so print it last
-                # in a subshell, so that an `exit` in COMMAND cannot skip the marker
-                out = self.dev.shell(f"({command}\n); echo {EXIT_MARKER}$?", timeout=timeout, rstrip=False)
-                i = out.rfind(EXIT_MARKER)
-                if i < 0:
-                    raise TargetUnreachable(f"{self.t.name}: the shell ended without an exit status.")
-                code, out, err = int(out[i + len(EXIT_MARKER):].strip() or 255), out[:i], ""
-        except TargetUnreachable:
-            raise
-        except Exception as exc:
-            raise self.t.dropped(exc) from exc
-        return code, out, err
-
-    def mkdtemp(self) -> str:
-        d = f"{self.t.tmp}/edgekit-{secrets.token_hex(4)}"
-        code, _, err = self.shell("mkdir -p " + quote([d]), 30)
-        if code != 0:
-            raise TargetUnreachable(f"{self.t.name}: cannot create {d}: {err.strip()}",
-                                    f"Check that {self.t.tmp} on the device is writable (adb shell ls -ld {self.t.tmp}).")
-        return d
-
-    def put(self, local: Path, remote_dir: str, name: str | None = None) -> str:
-        remote = posixpath.join(remote_dir, name or Path(local).name)
-        try:
-            self.dev.sync.push(str(local), remote, mode=0o755)
-        except Exception as exc:
-            raise self.t.dropped(exc) from exc
-        return remote
-
-    def get(self, remote: str, local: Path) -> None:
-        try:
-            self.dev.sync.pull(remote, str(local))
-        except Exception as exc:
-            raise self.t.dropped(exc) from exc
-
-    def exec(self, argv: list[str], timeout: float) -> tuple[int, str, str]:
-        pin = self.t.pinning
-        if pin and pin.get("applied"):  # `taskset MASK cmd ...` (toybox and util-linux alike)
-            argv = ["taskset", pin["mask"], *argv]
-        if "--cleanup" in argv:  # the agent: also clean up when adbd closes its stdin (cable pulled)
-            i = argv.index("--cleanup")
-            argv = argv[:i] + ["--watch-stdin"] + argv[i:]
-        return self.shell("TF_CPP_MIN_LOG_LEVEL=2 " + quote(argv), timeout)
-
-    def rmtree(self, remote_dir: str) -> None:
-        if not posixpath.basename(remote_dir).startswith("edgekit-"):
-            return  # never remove anything edgekit did not create
-        with contextlib.suppress(TargetUnreachable):
-            self.shell("rm -rf " + quote([remote_dir]), 30)
-
-
-class AndroidTarget(AgentTarget):
     emulated = False
 
     def __init__(self, spec: str, python: str | None = None, benchmark_model: str | None = None):
+        """spec: `adb`, `adb:SERIAL`, optionally with `?key=value&...`: python, benchmark_model,
+        executor_runner, etdump (a local path for the runner's ETDump), tmp (device folder,
+        default /data/local/tmp), cpus (e.g. 4-7) or taskset (a hex mask) to pin cores; any other
+        key goes to the native runner as --key=value. python / benchmark_model override the
+        query and EDGEKIT_ADB_PYTHON / EDGEKIT_BENCHMARK_MODEL.
+
+        Raises:
+            BadInput (exit 2): cpus/taskset cannot be read.
+        """
         base, _, query = spec.partition("?")
         q = {k: v[0] for k, v in parse_qs(query).items()}
         self.serial = base.split(":", 1)[1] if ":" in base else None
@@ -186,6 +80,12 @@ class AndroidTarget(AgentTarget):
     # -- device selection ------------------------------------------------------------------------
 
     def device(self):
+        """The adbutils device: the one named by the serial, else the only one attached.
+
+        Raises:
+            TargetUnreachable (exit 4): no such device, none attached, unauthorized or offline.
+            BadInput (exit 2): several devices attached and no serial given.
+        """
         devices = list_devices(with_props=False)
         listing = ", ".join(f"{d['serial']} ({d['state']})" for d in devices) or "none"
         if self.serial:
@@ -217,6 +117,7 @@ class AndroidTarget(AgentTarget):
         return client().device(self.serial)
 
     def dropped(self, exc) -> TargetUnreachable:
+        """The error (TargetUnreachable, exit 4) for a device lost during a run, `exc` the cause."""
         why = f" ({exc.__class__.__name__}: {exc})" if exc else ""
         return TargetUnreachable(f"{self.name}: the device went away during the run{why}.",
                                  "Check the cable / Wi-Fi and `adb devices`; then run again. edgekit's folder "
@@ -224,6 +125,7 @@ class AndroidTarget(AgentTarget):
 
     @contextlib.contextmanager
     def board(self):
+        """A context yielding an ADBBoard on the device (core pinning probed on first use)."""
         b = ADBBoard(self, self.device())
         if self.pin_request and self.pinning is None:
             self.pinning = self._probe_pinning(b)
@@ -281,6 +183,13 @@ class AndroidTarget(AgentTarget):
     # -- the contract ----------------------------------------------------------------------------
 
     def check(self) -> dict:
+        """`edgekit devices check`: the device's properties, its Python and what the agent can run
+        there, the native runners configured, and what is missing (result dict, kind
+        devices-check).
+
+        Raises:
+            TargetUnreachable (exit 4): the device cannot be reached.
+        """
         t0 = time.perf_counter()
         dev = self.device()
         b = ADBBoard(self, dev)
@@ -302,6 +211,14 @@ class AndroidTarget(AgentTarget):
         return result
 
     def profile(self, artifact, settings: profiling.ProfileSettings) -> dict:
+        """Profile an artifact on the device: .tflite with benchmark_model and .pte with
+        executor_runner when configured, else with the device agent. Returns the profile result
+        dict with `thermal` (°C before/after) and `pinning`.
+
+        Raises:
+            BadInput (exit 2): a configured runner binary is missing.
+            TargetUnreachable (exit 4): no way to run on the device, or the device went away.
+        """
         artifact = profiling.check_artifact(artifact)
         if self.benchmark_model and artifact.suffix == ".tflite":
             result = self._profile_benchmark_model(artifact, settings)
@@ -329,6 +246,12 @@ class AndroidTarget(AgentTarget):
         return self._pin_warning(result)
 
     def run(self, artifact, feeds, threads=None):
+        """Run the artifact on the device's agent on `feeds` (input name → np.ndarray, batch
+        first) for on-device parity; returns the outputs as AgentTarget.run does.
+
+        Raises:
+            TargetUnreachable (exit 4): no Python on the device, or the device went away.
+        """
         with self.board() as b:
             py = self._python_on_device(b)
         if not py:
@@ -336,122 +259,6 @@ class AndroidTarget(AgentTarget):
                                     "Install Python there, or pass ?python=/path.")
         self.python = py
         return AgentTarget.run(self, artifact, feeds, threads=threads)
-
-    def benchmark_args(self, model: str, settings: profiling.ProfileSettings, extra: dict | None = None) -> list[str]:
-        args = [f"--graph={model}", f"--num_runs={settings.runs}", f"--warmup_runs={settings.warmup}",
-                f"--num_threads={settings.threads or 4}", f"--enable_op_profiling={'true' if settings.ops else 'false'}"]
-        for k, v in (extra or {}).items():
-            args.append(f"--{k}={v}")
-        return args
-
-    def _profile_benchmark_model(self, artifact: Path, settings) -> dict:
-        from edgekit.tool_output import benchmark_to_latency_ms, parse_benchmark_model
-
-        exe = Path(self.benchmark_model)
-        if not exe.is_file():
-            raise BadInput(f"benchmark_model not found at {exe}.", "Point EDGEKIT_BENCHMARK_MODEL at the binary.")
-        t0 = time.perf_counter()
-        with self.board() as b, self._scratch(b) as d:
-            t1 = time.perf_counter()
-            runner = b.put(exe, d, "benchmark_model")
-            model = b.put(artifact, d)
-            push_s = time.perf_counter() - t1
-            before = self.thermal(b)
-            code, out, err = b.exec([runner, *self.benchmark_args(model, settings, self.benchmark_flags)],
-                                    settings.timeout_s)
-            self._thermal_pair = {"before": before, "after": self.thermal(b)}
-        parsed = parse_benchmark_model(out + "\n" + err)
-        if code != 0 or not parsed["runs"]:
-            tail = " | ".join((err or out).strip().splitlines()[-3:])
-            raise TargetUnreachable(f"{self.name}: benchmark_model exited {code} without a result: {tail}",
-                                    "Check that the binary matches the device's ABI (adb shell getprop "
-                                    "ro.product.cpu.abi) and runs there.")
-        run = parsed["runs"][-1]
-        t = run.get("timings_us", {})
-        return {
-            "schema_version": profiling.SCHEMA_VERSION, "kind": "profile", "target": self.name, "emulated": False,
-            "artifact": str(artifact), "format": "tflite",
-            "runtime": {"name": "benchmark_model", "version": None},
-            "latency_ms": benchmark_to_latency_ms(run.get("inference", {})),
-            "init_ms": t.get("init", 0) / 1000.0, "first_inference_ms": t.get("first_inference", 0) / 1000.0,
-            "peak_rss_mb": (run.get("memory_mb") or {}).get("overall"),
-            "size_bytes": artifact.stat().st_size, "threads": settings.threads or 4,
-            "runs": (run.get("inference") or {}).get("count"), "warmup": settings.warmup,
-            "delegation": parsed.get("delegation"), "gpu": parsed.get("gpu"),
-            "ops": parsed.get("op_profile"), "device": {"serial": self.serial},
-            "transport": {"push_s": push_s, "total_s": time.perf_counter() - t0},
-            "warnings": ["p90/p99 are not printed by benchmark_model (null)."],
-        }
-
-    def executor_runner_args(self, model: str, settings: profiling.ProfileSettings, etdump: str | None = None,
-                             extra: dict | None = None) -> list[str]:
-        """executor_runner has no warm-up flag: it runs warmup + runs executions and the warm-up
-        iterations are dropped from the statistics where the runner prints per-iteration times."""
-        args = [f"--model_path={model}", f"--num_executions={settings.warmup + settings.runs}"]
-        if settings.threads:
-            args.append(f"--cpu_threads={settings.threads}")
-        if etdump:
-            args.append(f"--etdump_path={etdump}")
-        for k, v in (extra or {}).items():
-            args.append(f"--{k}={v}")
-        return args
-
-    def _profile_executor_runner(self, artifact: Path, settings) -> dict:
-        from edgekit.tool_output import executor_runner_to_latency_ms, parse_executor_runner
-
-        exe = Path(self.executor_runner)
-        if not exe.is_file():
-            raise BadInput(f"executor_runner not found at {exe}.",
-                           "Point adb:SERIAL?executor_runner=PATH or EDGEKIT_EXECUTOR_RUNNER at an Android "
-                           "build of ExecuTorch's executor_runner for the device's ABI.")
-        t0 = time.perf_counter()
-        warnings = []
-        etdump_local = None
-        with self.board() as b, self._scratch(b) as d:
-            t1 = time.perf_counter()
-            runner = b.put(exe, d, "executor_runner")
-            model = b.put(artifact, d)
-            push_s = time.perf_counter() - t1
-            et_remote = posixpath.join(d, "model.etdump") if self.etdump else None
-            before = self.thermal(b)
-            code, out, err = b.exec([runner, *self.executor_runner_args(model, settings, et_remote,
-                                                                        self.benchmark_flags)], settings.timeout_s)
-            self._thermal_pair = {"before": before, "after": self.thermal(b)}
-            parsed = parse_executor_runner(out + "\n" + err)
-            if et_remote and code == 0:
-                try:
-                    b.get(et_remote, Path(self.etdump))
-                    etdump_local = str(self.etdump)
-                except TargetUnreachable:
-                    warnings.append("No ETDump came back: this executor_runner was built without the event "
-                                    "tracer (-DEXECUTORCH_ENABLE_EVENT_TRACER=ON).")
-        if code != 0 or not parsed["success"]:
-            why = parsed["errors"][-1] if parsed["errors"] else " | ".join((err or out).strip().splitlines()[-3:])
-            hint = ("Check that the binary matches the device's ABI (adb shell getprop ro.product.cpu.abi) and "
-                    "runs there.")
-            if parsed.get("missing_ops"):
-                hint = (f"The runner lacks kernels for {', '.join(parsed['missing_ops'])}: build it with the "
-                        "kernels/backends the .pte needs (e.g. XNNPACK, optimized/portable ops).")
-            raise TargetUnreachable(f"{self.name}: executor_runner exited {code} without a result: {why}", hint)
-        its = parsed.get("iterations_ms")
-        if its and len(its) > settings.warmup:
-            parsed["iterations_ms"] = its[settings.warmup:]
-        elif "total_ms" in parsed:
-            warnings.append("This executor_runner prints only a total time: latency is its mean over all "
-                            f"{parsed.get('executions')} executions, warm-up included; no percentiles.")
-        else:
-            warnings.append("This executor_runner prints no timings (older build): no latency.")
-        return {
-            "schema_version": profiling.SCHEMA_VERSION, "kind": "profile", "target": self.name, "emulated": False,
-            "artifact": str(artifact), "format": "pte",
-            "runtime": {"name": "executor_runner", "version": None},
-            "latency_ms": executor_runner_to_latency_ms(parsed), "init_ms": parsed.get("load_ms"),
-            "size_bytes": artifact.stat().st_size, "threads": settings.threads or parsed.get("threads"),
-            "runs": len(parsed.get("iterations_ms") or []) or parsed.get("executions"), "warmup": settings.warmup,
-            "outputs": parsed["outputs"], "etdump": etdump_local, "device": {"serial": self.serial},
-            "transport": {"push_s": push_s, "total_s": time.perf_counter() - t0},
-            "warnings": warnings,
-        }
 
 
 def _pin_mask(cpus: str | None, mask: str | None) -> dict | None:
@@ -477,6 +284,11 @@ def _pin_mask(cpus: str | None, mask: str | None) -> dict | None:
 
 
 def from_spec(spec: str, python: str | None = None, **_options) -> AndroidTarget:
+    """The target registry's constructor for `adb[:SERIAL][?...]` (see AndroidTarget).
+
+    Raises:
+        BadInput (exit 2): the spec is not adb or adb:SERIAL.
+    """
     base = spec.partition("?")[0]
     if base != "adb" and not base.startswith("adb:"):
         raise BadInput(f"Cannot read the Android target {spec!r}.", "Write it as adb or adb:SERIAL.")
