@@ -10,7 +10,12 @@ INTERRUPTED = 130  # Ctrl-C, as shells report SIGINT
 
 
 class EdgekitError(Exception):
+    """Base of every error edgekit raises on purpose: `message` says what was wrong, `hint` what
+    to do. `exit_code` is the CLI's exit status; `kind` names the class in JSON (the device
+    agent's error payload, `--json` error objects)."""
+
     exit_code = BAD_INPUT
+    kind = "bad_input"
 
     def __init__(self, message: str, hint: str | None = None):
         super().__init__(message)
@@ -30,17 +35,36 @@ class UnsupportedModel(BadInput):
 
 
 class MissingDependency(EdgekitError):
+    """A Python package or tool edgekit needs is not installed (exit 3)."""
+
     exit_code = ENVIRONMENT
+    kind = "missing_dependency"
+
+
+class MissingLibrary(MissingDependency):
+    """An external delegate's shared library (libedgetpu.so.1 for Coral) cannot be loaded (exit 3)."""
+
+    kind = "missing_library"
 
 
 class TargetUnreachable(EdgekitError):
+    """A device or target cannot be reached, or lacks what edgekit needs to run there (exit 4)."""
+
     exit_code = UNREACHABLE
+    kind = "unreachable"
+
+
+class DeviceUnavailable(TargetUnreachable):
+    """A delegate loaded but found no accelerator to run on (Coral: none plugged in) (exit 4)."""
+
+    kind = "device_unavailable"
 
 
 class CheckFailed(EdgekitError):
-    """The artifact was built but does not hold up: parity, load-and-run, a budget."""
+    """The artifact was built but does not hold up: parity, load-and-run, a budget (exit 1)."""
 
     exit_code = CHECK_FAILED
+    kind = "failed"
 
 
 # Ctrl-C that lands inside native code (TensorFlow's pybind11 layer) can surface as a

@@ -1,10 +1,11 @@
 """Profiling: the result shape of `edgekit profile` and the host half of the device agent.
 
-The measuring itself happens in `edgekit/agent/edgekit_agent.py`, a standalone file that runs
-in a fresh process on the host, on a board over SSH, or inside an emulated arm64 root
-filesystem. Its statistics are imported from there, so there is exactly one copy of them. The
-targets (edgekit.targets) move files and run the agent; this module prepares its inputs,
-parses what it prints and turns it into the `profile` result dict:
+The measuring itself happens in the device agent (`edgekit/agent/`, run as the zipapp that
+`edgekit.agent.bundle` builds from edgekit's runtime layer) in a fresh process on the host, on a
+board over SSH or adb, or inside an emulated arm64 root filesystem. Its statistics are imported
+from there, so there is exactly one copy of them. The targets (edgekit.targets) move files and
+run the agent; this module prepares its inputs, parses what it prints and turns it into the
+`profile` result dict:
 
     schema_version, kind="profile", target, emulated, artifact, format, runtime,
     latency_ms {min, p50, p90, p99, mean, std, max}, init_ms, first_inference_ms,
@@ -20,16 +21,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .agent import edgekit_agent as agent
+from .agent.bundle import NAME as AGENT_NAME
+from .agent.bundle import agent_bundle
+from .agent.main import RESULT_PREFIX, SCHEMA_VERSION
+from .agent.stats import latency_stats, percentile  # noqa: F401  (one copy of the statistics)
 from .artifacts import read_manifest
 from .integrity import check_structure
 from .errors import BadInput, CheckFailed, EdgekitError, MissingDependency, TargetUnreachable
-
-latency_stats = agent.latency_stats
-percentile = agent.percentile
-SCHEMA_VERSION = agent.SCHEMA_VERSION
-AGENT_PATH = Path(agent.__file__)
-AGENT_NAME = "edgekit_agent.py"
 LATENCY_KEYS = ("min", "p50", "p90", "p99", "mean", "std", "max")
 
 
@@ -138,7 +136,7 @@ def write_inputs(artifact: Path, data, dest: Path, limit: int = 16) -> Path | No
 
 def parse_agent_output(stdout: str, stderr: str, code: int, where: str) -> dict:
     """The agent's result payload, or the EdgekitError it stands for."""
-    line = next((l for l in reversed(stdout.splitlines()) if l.startswith(agent.RESULT_PREFIX)), None)
+    line = next((l for l in reversed(stdout.splitlines()) if l.startswith(RESULT_PREFIX)), None)
     if line is None:
         tail = " | ".join(l for l in stderr.strip().splitlines()[-4:])
         if code < 0 or code >= 128:
@@ -146,7 +144,7 @@ def parse_agent_output(stdout: str, stderr: str, code: int, where: str) -> dict:
                               ("Last output: " + tail) if tail else "Run with --debug for the agent's output.")
         raise TargetUnreachable(f"The device agent on {where} exited {code} without a result.",
                                 ("Last output: " + tail) if tail else "Check the Python on the target.")
-    payload = json.loads(line[len(agent.RESULT_PREFIX):])
+    payload = json.loads(line[len(RESULT_PREFIX):])
     if payload.get("ok"):
         return payload
     err = payload.get("error", {})
@@ -155,7 +153,7 @@ def parse_agent_output(stdout: str, stderr: str, code: int, where: str) -> dict:
         raise TargetUnreachable(f"{where}: {msg}", f"Install it on the target: {hint}" if hint else None)
     if kind == "missing_library":  # an external delegate's library (libedgetpu) is not installed: exit 3
         raise MissingDependency(f"{where}: {msg}", hint)
-    if kind == "device_unavailable":  # the delegate found no accelerator: exit 4
+    if kind in ("device_unavailable", "unreachable"):  # e.g. the delegate found no accelerator: exit 4
         raise TargetUnreachable(f"{where}: {msg}", hint)
     if kind == "bad_input":
         raise BadInput(f"{where}: {msg}", hint)

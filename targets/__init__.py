@@ -4,7 +4,7 @@
 and `devices check`, the "Unknown target" hint and the README's target list derive from it
 (tests/test_registries.py checks the README).
 
-Every target runs the same device agent (edgekit/agent/edgekit_agent.py) and implements the
+Every target runs the same device agent (edgekit/agent/, a zipapp of edgekit's runtimes) and implements the
 contract in `base.Target`: `check()`, `profile(artifact, settings)`, `run(artifact, feeds)`.
 Adding a target is one module with `from_spec(spec, **options)` and one `TargetKind(...)` line
 below.

@@ -71,11 +71,11 @@ class AgentTarget:
     def _agent(self, b: Board, d: str, args: list[str], timeout: float, last: bool = False) -> dict:
         """Run the agent in D; with LAST the agent removes D itself after reporting (one round trip
         less on a remote board); otherwise, and whenever it did not report, the caller removes D."""
-        agent = b.put(profiling.AGENT_PATH, d, profiling.AGENT_NAME)
+        agent = b.put(profiling.agent_bundle(), d, profiling.AGENT_NAME)
         argv = [self.python, agent, "--cleanup", d, *(["--remove-when-done"] if last else []),
                 *self.agent_flags(), *args]
         code, out, err = b.exec(argv, timeout)
-        if last and profiling.agent.RESULT_PREFIX in out:
+        if last and profiling.RESULT_PREFIX in out:
             self._removed.add(d)
         if code == 127 and ("not found" in err or "No such file" in err):
             raise TargetUnreachable(f"{self.name}: no Python at {self.python!r}.",

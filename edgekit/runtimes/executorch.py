@@ -1,5 +1,5 @@
 """ExecuTorch runtime: a `.pte` program loaded with `executorch.runtime` (the pip wheel's
-portable kernels plus the XNNPACK backend)."""
+portable and optimized kernels plus the XNNPACK backend)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ from pathlib import Path
 import numpy as np
 
 from ..artifacts import read_manifest
+from ..errors import CheckFailed
 from ..integrity import corrupt
-from ..errors import CheckFailed, require
 from ..native_log import capture_native_stderr
 from ..specs import TensorSpec
+from . import BaseSession, import_runtime
 
 # c10::ScalarType codes as MethodMeta reports them
 SCALAR_TYPES = {0: "uint8", 1: "int8", 2: "int16", 3: "int32", 4: "int64", 5: "float16", 6: "float32",
@@ -25,28 +26,44 @@ def set_threads(threads: int | None) -> None:
     """Size ExecuTorch's shared threadpool (XNNPACK runs on it)."""
     if not threads:
         return
-    from executorch.extension.pybindings import portable_lib
+    try:
+        from executorch.extension.pybindings import portable_lib
 
-    if portable_lib._threadpool_get_thread_count() != threads:
-        portable_lib._unsafe_reset_threadpool(int(threads))
+        if portable_lib._threadpool_get_thread_count() != threads:
+            portable_lib._unsafe_reset_threadpool(int(threads))
+    except (ImportError, AttributeError):  # an older runtime on a board: its default pool
+        pass
 
 
-class ExecuTorchSession:
-    """Loads every method of a .pte program; `run` executes `forward` (or the only method)."""
+class ExecuTorchSession(BaseSession):
+    """A `.pte` program with every method loaded; `run` executes `forward` (or the only method).
 
-    def __init__(self, path: Path, threads: int | None = None, method: str | None = None):
-        rt_mod = require("executorch.runtime", "torch", "ExecuTorch (the .pte runtime)")
+    Args:
+        path: the `.pte` file. Input/output names come from edgekit's manifest beside it when
+            there is one (`model.pte.json`), else `input_0`, `output_0` ...
+        threads: size of ExecuTorch's shared threadpool (XNNPACK runs on it).
+        method: the method `run` executes (default `forward`, else the first by name).
+        etdump: record an ETDump (per-operator events) for `write_etdump`; slower.
+
+    Raises BadInput (exit 2) for a damaged program, MissingDependency (exit 3) without
+    executorch, CheckFailed (exit 1) when a method cannot load (naming a missing kernel).
+    """
+
+    def __init__(self, path: Path, threads: int | None = None, method: str | None = None, etdump: bool = False):
+        rt_mod = import_runtime(("executorch.runtime",), "torch", "ExecuTorch (the .pte runtime)")
         import torch  # noqa: F401  (executorch's runtime hands back torch tensors)
 
+        self.runtime = "executorch"
         set_threads(threads)
         self.path = Path(path)
-        self.runtime = rt_mod.Runtime.get()
         err = None
         with capture_native_stderr() as log:
             try:
-                self.program = self.runtime.load_program(self.path)
+                self.program = rt_mod.Runtime.get().load_program(
+                    str(self.path), **({"enable_etdump": True, "debug_buffer_size": 0} if etdump else {}))
             except Exception as exc:
                 err = exc
+        self.native_log = log.text
         if err is not None:  # log.text is read once the capture ends
             if ERR_INVALID_PROGRAM in str(err).replace(":", ""):  # its verifier said no: a damaged file
                 detail = _native_detail(log.text).removeprefix("Runtime log: ")
@@ -99,15 +116,24 @@ class ExecuTorchSession:
         raise CheckFailed(f"The .pte method {method or self.method_name!r} failed to run: {err}",
                           _native_detail(log.text) or "Check the input shapes and dtypes.") from err
 
-    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def set_inputs(self, feeds: dict[str, np.ndarray]) -> None:
+        """Feeds (numpy, by input name or position) → the torch tensors the method takes."""
         import torch
 
-        args = []
-        for i, s in enumerate(self.inputs):
-            x = feeds[s.name] if s.name in feeds else list(feeds.values())[i]
-            args.append(torch.from_numpy(np.ascontiguousarray(x, dtype=s.dtype)))
-        outs = self.execute(args)
-        return {s.name: o.numpy() for s, o in zip(self.outputs, outs)}
+        self._args = [torch.from_numpy(np.ascontiguousarray(self._feed(feeds, i, s), dtype=s.dtype))
+                      for i, s in enumerate(self.inputs)]
+
+    def invoke(self) -> None:
+        """Execute the method once on the inputs set last."""
+        self._last = self.execute(self._args)
+
+    def get_outputs(self) -> dict[str, np.ndarray]:
+        """The last outputs as numpy arrays (copies), by output name."""
+        return {s.name: o.numpy().copy() for s, o in zip(self.outputs, self._last)}
+
+    def write_etdump(self, path: str) -> None:
+        """Write the ETDump recorded since loading (needs `etdump=True`) to PATH (+ PATH.debug)."""
+        self.program.write_etdump_result_to_file(path, path + ".debug")
 
     def check_all_methods(self) -> dict:
         """Execute every method once on zeros of its input specs; {method: [output shapes]}."""

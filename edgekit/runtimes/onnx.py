@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import BadInput, CheckFailed, require
+from ..errors import BadInput, CheckFailed
 from ..specs import TensorSpec
+from . import BaseSession, import_runtime
 
 # onnxruntime's type strings → numpy dtype names
 _TYPES = {
@@ -23,17 +28,31 @@ _TYPES = {
 }
 
 
-class OnnxSession:
-    """An .onnx file on onnxruntime's CPU provider, with a fixed thread count when given (its
-    spinning threads disturb other runtimes on small machines)."""
+class OnnxSession(BaseSession):
+    """An .onnx file on onnxruntime's CPU execution provider.
 
-    def __init__(self, path: Path, threads: int | None = None, **_options):
-        ort = require("onnxruntime", "onnx", "onnxruntime (the ONNX runtime)")
+    Args:
+        path: the `.onnx` file (external data, e.g. `model.onnx.data`, beside it).
+        threads: intra-op threads, with one inter-op thread (onnxruntime's spinning threads
+            disturb other runtimes on small machines; None: onnxruntime's default).
+        profile: record onnxruntime's per-node profile for `op_profile()`.
+
+    Dynamic dimensions appear as None in the specs. Raises BadInput (exit 2) when onnxruntime
+    cannot load the file or a boundary tensor has a type edgekit cannot feed, MissingDependency
+    (exit 3) without onnxruntime, CheckFailed (exit 1) when a run fails.
+    """
+
+    def __init__(self, path: Path, threads: int | None = None, profile: bool = False, **_options):
+        ort = import_runtime(("onnxruntime",), "onnx", "onnxruntime (the ONNX runtime)")
+        self.runtime = "onnxruntime"
         opts = ort.SessionOptions()
         if threads:
-            opts.intra_op_num_threads = threads
+            opts.intra_op_num_threads = int(threads)
             opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
+        if profile:
+            opts.enable_profiling = True
+            opts.profile_file_prefix = os.path.join(tempfile.gettempdir(), "edgekit-ort-profile")
         try:
             self.session = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/... classes
@@ -49,13 +68,38 @@ class OnnxSession:
         """True when every input takes any batch size (a dynamic first axis)."""
         return all(s.shape and s.shape[0] is None for s in self.inputs)
 
-    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def set_inputs(self, feeds: dict[str, np.ndarray]) -> None:
+        """Keep the feeds (numpy, by input name or position) for the next invoke."""
+        self._feeds = {s.name: self._feed(feeds, i, s) for i, s in enumerate(self.inputs)}
+
+    def invoke(self) -> None:
+        """Run the graph once on the inputs set last."""
         try:
-            outs = self.session.run(self._out_names, feeds)
+            self._last = self.session.run(self._out_names, self._feeds)
         except Exception as exc:
             raise CheckFailed(f"The ONNX model failed to run: {str(exc).strip().splitlines()[0]}",
                               "Check the inputs' shapes and types against the model's signature.") from exc
-        return dict(zip(self._out_names, (np.asarray(o) for o in outs)))
+
+    def get_outputs(self) -> dict[str, np.ndarray]:
+        """The last outputs as numpy arrays, by output name."""
+        return dict(zip(self._out_names, (np.asarray(o) for o in self._last)))
+
+    def op_profile(self) -> list[tuple[str, str, list[float]]]:
+        """Per-node kernel times recorded since loading (needs `profile=True`): rows of
+        (node name, op type, [ms per run]) from onnxruntime's profile (its temporary file is removed)."""
+        path = self.session.end_profiling()
+        try:
+            with open(path) as f:
+                events = json.load(f)
+        finally:
+            with contextlib.suppress(OSError):
+                os.remove(path)
+        per: dict[tuple[str, str], list[float]] = {}
+        for e in events:
+            if e.get("cat") == "Node" and e.get("name", "").endswith("_kernel_time"):
+                key = (e["name"][: -len("_kernel_time")], e.get("args", {}).get("op_name", "?"))
+                per.setdefault(key, []).append(e.get("dur", 0) / 1000.0)
+        return [(n, t, xs) for (n, t), xs in per.items()]
 
 
 def _spec(arg) -> TensorSpec:

@@ -7,24 +7,52 @@ converter), since the lite interpreter does not expose them."""
 
 from __future__ import annotations
 
+import json
 import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from ..agent.edgekit_agent import PTL_IO_FILE as IO_FILE  # one reader, shared with the device agent
-from ..agent.edgekit_agent import ptl_io
 from ..artifacts import read_manifest
-from ..errors import BadInput, CheckFailed, require
+from ..errors import BadInput, CheckFailed
 from ..integrity import corrupt
 from ..specs import TensorSpec
+from . import BaseSession, import_runtime
+
+IO_FILE = "edgekit_io.json"  # inside the .ptl archive, under extra/
 
 
-class LiteInterpreterSession:
+def ptl_io(path) -> dict | None:
+    """The I/O specs edgekit's converter keeps inside a .ptl archive (extra/edgekit_io.json):
+    {"inputs": [TensorSpec dicts], "outputs": [...]}, or None (the lite interpreter cannot tell)."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            for name in z.namelist():
+                if name.endswith(f"extra/{IO_FILE}"):
+                    return json.loads(z.read(name))
+    except (OSError, zipfile.BadZipFile, ValueError):
+        pass
+    return None
+
+
+class LiteInterpreterSession(BaseSession):
+    """A `.ptl` file in torch's lite interpreter, as the Android/iOS PyTorch Mobile runtime runs it.
+
+    Args:
+        path: the `.ptl` file; its I/O specs come from the record edgekit's converter stores in
+            it, else from the manifest beside it.
+        threads: torch's intra-op threads (None: torch's default).
+
+    Raises BadInput (exit 2) for a damaged archive or one without I/O specs, MissingDependency
+    (exit 3) without torch, CheckFailed (exit 1) when the interpreter refuses the file.
+    """
+
     def __init__(self, path: Path, threads: int | None = None):
-        torch = require("torch", "torch", "PyTorch (the lite interpreter)")
+        torch = import_runtime(("torch",), "torch", "PyTorch (the lite interpreter)")
         from torch.jit.mobile import _load_for_lite_interpreter
 
+        self.runtime = "torch"
         if threads:
             torch.set_num_threads(int(threads))
         self.path = Path(path)
@@ -44,21 +72,28 @@ class LiteInterpreterSession:
         self.inputs = [TensorSpec.from_dict(d) for d in io["inputs"]]
         self.outputs = [TensorSpec.from_dict(d) for d in io["outputs"]]
 
-    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def set_inputs(self, feeds: dict[str, np.ndarray]) -> None:
+        """Feeds (numpy, by input name or position) → the torch tensors `forward` takes."""
         import torch
 
-        args = []
-        for i, s in enumerate(self.inputs):
-            x = feeds[s.name] if s.name in feeds else list(feeds.values())[i]
-            args.append(torch.from_numpy(np.ascontiguousarray(x, dtype=s.dtype)))
+        self._args = [torch.from_numpy(np.ascontiguousarray(self._feed(feeds, i, s), dtype=s.dtype))
+                      for i, s in enumerate(self.inputs)]
+
+    def invoke(self) -> None:
+        """Call the module once on the inputs set last (no autograd)."""
+        import torch
+
         try:
             with torch.no_grad():
-                y = self.module(*args)
+                self._last = _flatten(self.module(*self._args))
         except Exception as exc:
             raise CheckFailed(f"The .ptl model failed to run: {str(exc).strip().splitlines()[0][:400]}",
                               "Check the input shapes; reconvert the model.") from exc
-        flat = _flatten(y)
-        return {s.name: t.detach().numpy() for s, t in zip(self.outputs, flat)}
+
+    def get_outputs(self) -> dict[str, np.ndarray]:
+        """The last outputs as numpy arrays (copies), by output name."""
+        names = [s.name for s in self.outputs] or [f"output_{i}" for i in range(len(self._last))]
+        return {n: t.detach().numpy().copy() for n, t in zip(names, self._last)}
 
 
 def _flatten(y) -> list:

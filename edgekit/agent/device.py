@@ -1,0 +1,127 @@
+"""What the agent runs on: the device's description and which runtimes it has."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import platform
+import re
+import sys
+
+from ..native_log import capture_native_stderr
+
+RUNTIME_PACKAGES = ("numpy", "ai-edge-litert", "tflite-runtime", "executorch", "torch", "onnxruntime")
+# Modules that provide each format's runtime, in order of preference.
+RUNTIME_MODULES = {
+    "tflite": ("ai_edge_litert.interpreter", "tflite_runtime.interpreter"),
+    "executorch": ("executorch.runtime",),
+    "torchscript": ("torch",),
+    "onnx": ("onnxruntime",),
+}
+# What to pip-install on a board that lacks the runtime for a format (aarch64/x86_64 wheels exist).
+INSTALL = {"numpy": "numpy", "tflite": "ai-edge-litert", "edgetpu": "ai-edge-litert", "executorch": "executorch",
+           "torchscript": "torch", "onnx": "onnxruntime"}
+
+
+def install_hint(fmt: str) -> str:
+    """The pip line that installs FORMAT's runtime for this Python."""
+    return f"{sys.executable} -m pip install {INSTALL.get(fmt, fmt)}"
+
+
+def _read(path):
+    try:
+        with open(path, "rb") as f:
+            return f.read().decode("utf-8", "replace").strip("\x00\n ")
+    except OSError:
+        return None
+
+
+def package_version(name: str) -> str | None:
+    """The installed version of distribution NAME, or None."""
+    try:
+        from importlib.metadata import version
+
+        return version(name)
+    except Exception:
+        return None
+
+
+def device_info() -> dict:
+    """hostname, machine, cpu, board (device-tree model), cores, usable_cores, os, kernel,
+    python, runtimes {package: version}, memory_mb: the `device` entry of every result."""
+    cpu = None
+    text = _read("/proc/cpuinfo") or ""
+    for key in ("model name", "Model", "Hardware", "cpu model", "Processor"):
+        m = re.search(rf"^{key}\s*:\s*(.+)$", text, re.M)
+        if m:
+            cpu = m.group(1).strip()
+            break
+    os_name = None
+    m = re.search(r'^PRETTY_NAME="?([^"\n]+)"?', _read("/etc/os-release") or "", re.M)
+    if m:
+        os_name = m.group(1)
+    board = _read("/proc/device-tree/model") or _read("/sys/firmware/devicetree/base/model")
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        usable = os.cpu_count()
+    info = {
+        "hostname": platform.node(),
+        "machine": platform.machine(),
+        "cpu": cpu or platform.processor() or None,
+        "board": board,
+        "cores": os.cpu_count(),
+        "usable_cores": usable,
+        "os": os_name or platform.system(),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "runtimes": {p: v for p in RUNTIME_PACKAGES if (v := package_version(p))},
+    }
+    mem = re.search(r"^MemTotal:\s+(\d+) kB", _read("/proc/meminfo") or "", re.M)
+    if mem:
+        info["memory_mb"] = round(int(mem.group(1)) / 1024)
+    return info
+
+
+def preload_runtime(fmt: str) -> None:
+    """Import FORMAT's runtime ahead of the timed load, so init_ms is the model's load time, not
+    Python's import time (reported apart as import_ms). Silent when missing: the load says so."""
+    for mod in RUNTIME_MODULES.get(fmt, ()):
+        try:
+            with capture_native_stderr():
+                importlib.import_module(mod)
+            return
+        except Exception:
+            continue
+
+
+def probe_formats() -> dict:
+    """{format: {available, module, errors, install}}: which runtimes this Python can use.
+
+    torch-based runtimes are looked up, not imported (seconds natively, a minute emulated);
+    tflite-runtime built for numpy 1 counts as missing under numpy 2 (it fails on first use)."""
+    out = {}
+    for fmt, mods in RUNTIME_MODULES.items():
+        ok, errs = None, []
+        for mod in mods:
+            try:
+                if fmt != "tflite":
+                    if importlib.util.find_spec(mod) is None:
+                        raise ImportError(f"No module named {mod!r}")
+                    ok = mod.split(".")[0]
+                    break
+                with capture_native_stderr():
+                    importlib.import_module(mod)
+                if mod.startswith("tflite_runtime"):
+                    import numpy
+
+                    if int(numpy.__version__.split(".")[0]) >= 2:
+                        errs.append(f"{mod}: built for numpy<2, numpy {numpy.__version__} installed")
+                        continue
+                ok = mod.split(".")[0]
+                break
+            except Exception as exc:
+                errs.append(f"{mod}: {exc.__class__.__name__}: {exc}")
+        out[fmt] = {"available": ok is not None, "module": ok, "errors": errs,
+                    "install": None if ok else install_hint(fmt)}
+    return out
