@@ -196,12 +196,10 @@ def vs_torch(tap: TorchTap, probe: TFLiteProbe, samples, in_map: dict, progress=
     Args:
         tap: the reference's TorchTap.
         probe: the candidate's TFLiteProbe.
-        samples: edgekit.data Samples keyed by the reference's input names.
-        in_map: reference input name → candidate TensorSpec.
-        progress: optional callable(done, total) called after each sample.
+        samples, in_map, progress: as for edgekit.layers_tflite.vs_tflite.
 
     Returns:
-        (rows, not_observable) in the shape edgekit.layers.summarize takes.
+        (rows, not_observable), as vs_tflite.
     """
     best = torch_attribution(tap, probe)
     chosen, missing = [], []
