@@ -23,37 +23,63 @@ from edgekit.errors import CheckFailed, TargetUnreachable
 
 
 class Target(Protocol):
+    """Where an artifact runs and is measured. `name` is the TARGET string it reports under
+    ("host", "ssh://pi@rpi", ...); `emulated` is True when timings are not a device's (qemu)."""
+
     name: str
     emulated: bool
 
-    def check(self) -> dict: ...
+    def check(self) -> dict:
+        """Reach the target and list what it can run and what is missing (the `devices check`
+        dict). Raises TargetUnreachable (exit 4) when it cannot be reached."""
+        ...
 
-    def profile(self, artifact, settings: profiling.ProfileSettings) -> dict: ...
+    def profile(self, artifact, settings: profiling.ProfileSettings) -> dict:
+        """Time ARTIFACT (a path) on the target per SETTINGS → the `profile` result dict (schema
+        `$defs/profile`). Raises the errors of `AgentTarget.profile`."""
+        ...
 
-    def run(self, artifact, feeds: list[dict], threads: int | None = None) -> list[dict]: ...
+    def run(self, artifact, feeds: list[dict], threads: int | None = None) -> list[dict]:
+        """Run ARTIFACT on each feed (name → batch-1 array) → one output dict per feed, in order."""
+        ...
 
 
 class Board(Protocol):
     """One connection to where the agent runs."""
 
-    def mkdtemp(self) -> str: ...
+    def mkdtemp(self) -> str:
+        """Create a fresh scratch folder on the board; return its path there."""
+        ...
 
-    def put(self, local: Path, remote_dir: str, name: str | None = None) -> str: ...
+    def put(self, local: Path, remote_dir: str, name: str | None = None) -> str:
+        """Copy the file LOCAL into REMOTE_DIR (as NAME, default its own name); return its path there."""
+        ...
 
-    def get(self, remote: str, local: Path) -> None: ...
+    def get(self, remote: str, local: Path) -> None:
+        """Copy the board's file REMOTE to LOCAL on this machine."""
+        ...
 
-    def exec(self, argv: list[str], timeout: float) -> tuple[int, str, str]: ...
+    def exec(self, argv: list[str], timeout: float) -> tuple[int, str, str]:
+        """Run ARGV on the board (TIMEOUT in seconds) → (exit code, stdout, stderr)."""
+        ...
 
-    def rmtree(self, remote_dir: str) -> None: ...
+    def rmtree(self, remote_dir: str) -> None:
+        """Remove REMOTE_DIR and everything in it; a folder already gone is not an error."""
+        ...
 
 
 class AgentTarget:
+    """A target that runs the device agent on a `Board`: `check`, `profile` and `run` are done
+    here; a subclass provides `board()` (and, if needed, `agent_flags()` and `python`, the
+    interpreter the agent runs with)."""
+
     name = "?"
     emulated = False
     python = "python3"
 
     @contextlib.contextmanager
     def board(self) -> Iterator[Board]:  # pragma: no cover - each target provides one
+        """Context manager: an open connection to the board, closed on exit."""
         raise NotImplementedError
 
     # -- the agent, staged in a scratch folder that never outlives the call --------------------
@@ -84,9 +110,17 @@ class AgentTarget:
         return profiling.parse_agent_output(out, err, code, self.name)
 
     def agent_flags(self) -> list[str]:
+        """Extra agent command-line flags this target always passes (none by default)."""
         return []
 
     def check(self) -> dict:
+        """Run the agent's `probe` on the board → the `devices check` dict: python, numpy, per
+        format whether its runtime is importable (`formats`), `missing` (package → install
+        command), `device` (the board's description) and `check_s` (seconds the check took).
+
+        Raises TargetUnreachable (exit 4) when the board cannot be reached, has no Python at
+        `python`, or the agent ends without a result; CheckFailed (exit 1) when it was killed.
+        """
         t0 = time.perf_counter()
         with self.board() as b, self._scratch(b) as d:
             payload = self._agent(b, d, ["probe"], timeout=120, last=True)
@@ -109,6 +143,20 @@ class AgentTarget:
         }
 
     def profile(self, artifact, settings: profiling.ProfileSettings) -> dict:
+        """Time ARTIFACT on the board: stage the agent, the model (with its companion files) and
+        the `--data` inputs in a scratch folder, run `profile` there, remove the folder.
+
+        Args:
+            artifact: path of a .tflite, .pte, .ptl or .onnx file.
+            settings: runs, warmup, threads, data, ops, timeout_s (seconds).
+
+        Returns the `profile` result dict (schema `$defs/profile`; `profiling.build_result`),
+        plus `transport` {push_s, total_s} in seconds.
+        Raises BadInput (exit 2) for a missing, corrupt or unknown artifact or bad data;
+        TargetUnreachable (exit 4) for an unreachable board or a runtime missing there;
+        MissingDependency (exit 3) for a delegate library missing there; CheckFailed (exit 1)
+        when the model fails to load or run, or the agent is killed.
+        """
         artifact = profiling.check_artifact(artifact)
         t0 = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix="edgekit-in-") as local:
@@ -130,8 +178,17 @@ class AgentTarget:
         return b.put(artifact, d)
 
     def run(self, artifact, feeds: list[dict], threads: int | None = None) -> list[dict]:
-        """Run each feed (raw tensors, batch 1, keyed by input name) on the target; raw outputs
-        in order, keyed by output position name (output_0 ...) or the runtime's names."""
+        """Run each feed on the target in one agent call (on-device parity).
+
+        Args:
+            artifact: path of a .tflite, .pte, .ptl or .onnx file.
+            feeds: one dict per sample, input name → array of batch 1 in the artifact's own
+                input dtype (raw: already quantized for int8 inputs); all with the same names.
+            threads: CPU threads for the runtime (None: its default).
+
+        Returns one dict per feed, in order: output name (the runtime's names, or output_0 ...)
+        → raw array of batch 1. Raises as `profile` does.
+        """
         artifact = profiling.check_artifact(artifact)
         names = list(feeds[0])
         with tempfile.TemporaryDirectory(prefix="edgekit-in-") as local:
@@ -188,6 +245,9 @@ class OnTargetSession:
                                 for s, v in zip(self.outputs, vals)}
 
     def run(self, feeds: dict) -> dict:
+        """The target's outputs (name → array, reshaped to the output specs) for FEEDS (input
+        name → array, cast to the input dtypes). CheckFailed (exit 1) if FEEDS was not among
+        the feeds computed on the target."""
         raw = {s.name: np.asarray(feeds[s.name]).astype(s.dtype, copy=False) for s in self.inputs}
         out = self._table.get(_key(raw))
         if out is None:
@@ -197,4 +257,5 @@ class OnTargetSession:
 
 
 def quote(argv: list[str]) -> str:
+    """ARGV as one POSIX shell command line, each word quoted with `shlex.quote`."""
     return " ".join(shlex.quote(a) for a in argv)

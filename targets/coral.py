@@ -28,6 +28,8 @@ DEVICES = ("usb", "pci")
 
 
 class _CoralMixin:
+    """Adds the Edge TPU delegate flags to the agent and an `edgetpu` entry to profile results."""
+
     library = LIBRARY
     device: str | None = None
     delegate_options: dict = {}
@@ -50,6 +52,15 @@ class _CoralMixin:
 
 
 class CoralTarget(_CoralMixin, HostTarget):
+    """`coral[:DEVICE]`: an Edge TPU on this machine; the host agent (run with PYTHON) loads
+    LIBRARY as its only delegate with libedgetpu OPTIONS (plus `device=DEVICE` when given).
+
+    `profile` returns the `profile` result (schema `$defs/profile`) plus `edgetpu` {library,
+    device, nodes_on_edgetpu, total_nodes}. Raises, besides the errors of `AgentTarget`:
+    MissingDependency (exit 3) when LIBRARY cannot be loaded, TargetUnreachable (exit 4) when
+    it finds no Edge TPU.
+    """
+
     emulated = False
 
     def __init__(self, name: str, device: str | None, library: str, options: dict, python: str | None = None):
@@ -58,6 +69,10 @@ class CoralTarget(_CoralMixin, HostTarget):
 
 
 class CoralSSHTarget(_CoralMixin, SSHTarget):
+    """`coral@ssh://user@host[:port][:DEVICE]`: an Edge TPU on an SSH board, as `CoralTarget`
+    does it here; SPEC and **KW (accept_new_host_key, python) go to SSHTarget, and the name is
+    "coral@" + the SSH target's name."""
+
     def __init__(self, spec: str, device: str | None, library: str, options: dict, **kw):
         super().__init__(spec, **kw)
         self.name = "coral@" + self.name
@@ -74,6 +89,14 @@ def _split_device(rest: str) -> str | None:
 
 
 def from_spec(spec: str, accept_new_host_key: bool = False, python: str | None = None, **_options):
+    """A Coral TARGET string → CoralTarget or CoralSSHTarget (nothing is contacted yet).
+
+    Forms: `coral`, `coral:usb[:N]`, `coral:pci[:N]`, `coral@ssh://user@host[:port][:usb|:pci[:N]]`,
+    each optionally followed by `?lib=PATH` (the delegate library; else $EDGEKIT_EDGETPU_LIB,
+    else libedgetpu.so.1), `?python=PATH` (ssh form: the board's Python) and other `?key=value`
+    pairs passed to libedgetpu as delegate options. ACCEPT_NEW_HOST_KEY and PYTHON go to the
+    SSH target (PYTHON also to the local one). Raises BadInput (exit 2) for another form or
+    device."""
     spec = spec.strip()
     base, _, query = spec.partition("?")
     q = parse_qs(query)

@@ -53,6 +53,8 @@ APT_LINE = "apt-get install mmdebstrap qemu-user-static binfmt-support"
 
 
 def default_dir(kind: str = "rpi") -> Path:
+    """Where `edgekit emulator create KIND` puts the root filesystem by default:
+    $EDGEKIT_CACHE, else $XDG_CACHE_HOME/edgekit, else ~/.cache/edgekit; then emulators/KIND."""
     base = os.environ.get("EDGEKIT_CACHE") or os.path.join(os.environ.get("XDG_CACHE_HOME") or
                                                            os.path.expanduser("~/.cache"), "edgekit")
     return Path(base) / "emulators" / kind
@@ -88,7 +90,21 @@ def ensure_binfmt() -> None:
 
 def create(kind: str = "rpi", dest: str | Path | None = None, runtimes=("litert", "executorch"),
            force: bool = False, log=lambda m: None) -> dict:
-    """Build (or find cached) the emulated board's root filesystem. Returns what was built."""
+    """Build (or find cached) the emulated board's root filesystem.
+
+    Args:
+        kind: the emulated board; only "rpi" (64-bit Raspberry Pi, arm64 Debian bookworm).
+        dest: the root filesystem's folder (default `default_dir(kind)`).
+        runtimes: keys of WHEELS to install ("litert", "executorch").
+        force: rebuild even when the marker file says an identical one is there.
+        log: called with one line per step.
+
+    Returns the marker's content (recipe, suite, runtimes, wheels, timings in seconds, created)
+    plus `path`, `cached` (True when nothing was built) and, when built, `size_bytes`.
+    Raises BadInput (exit 2) for another KIND; MissingDependency (exit 3) without root,
+    mmdebstrap, qemu-user-static/binfmt-support, or when pip cannot fetch the wheels;
+    TargetUnreachable (exit 4) when mmdebstrap fails (e.g. the Debian mirror is unreachable).
+    A failed build leaves nothing at DEST (it is built in a temporary folder and renamed)."""
     if kind != "rpi":
         raise BadInput(f"Unknown emulator {kind!r}.", "Available: rpi (64-bit Raspberry Pi, arm64 Debian).")
     dest = Path(dest) if dest else default_dir(kind)
@@ -172,18 +188,24 @@ class ChrootBoard:
         return self.root / inside.lstrip("/")
 
     def mkdtemp(self) -> str:
+        """A new folder under the root filesystem's /tmp; its path as seen inside the chroot."""
         d = tempfile.mkdtemp(prefix="edgekit-", dir=self.root / "tmp")
         return "/tmp/" + Path(d).name
 
     def put(self, local: Path, remote_dir: str, name: str | None = None) -> str:
+        """Copy LOCAL into REMOTE_DIR (a path inside the chroot); its path inside the chroot."""
         inside = f"{remote_dir}/{name or Path(local).name}"
         shutil.copyfile(local, self._host(inside))
         return inside
 
     def get(self, remote: str, local: Path) -> None:
+        """Copy REMOTE (a path inside the chroot) to LOCAL."""
         shutil.copyfile(self._host(remote), local)
 
     def exec(self, argv: list[str], timeout: float) -> tuple[int, str, str]:
+        """Run ARGV chrooted into the root filesystem (`unshare --mount`, /proc mounted privately,
+        a minimal environment) → (exit code, stdout, stderr). TargetUnreachable (exit 4) after
+        TIMEOUT seconds."""
         script = 'mount -t proc proc "$0/proc" && exec chroot "$0" "$@"'
         env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root", "LANG": "C.UTF-8",
                "TF_CPP_MIN_LOG_LEVEL": "2"}
@@ -197,10 +219,15 @@ class ChrootBoard:
         return p.returncode, p.stdout, p.stderr
 
     def rmtree(self, remote_dir: str) -> None:
+        """Remove REMOTE_DIR (a path inside the chroot), ignoring errors."""
         shutil.rmtree(self._host(remote_dir), ignore_errors=True)
 
 
 class QemuTarget(AgentTarget):
+    """`qemu-arm64[:ROOTFS]`: the agent runs with /usr/bin/python3 inside the emulated arm64
+    root filesystem ROOT (built by `create`); NAME is the TARGET string. Results are marked
+    `emulated` and `device.emulated_by = "qemu-user"`."""
+
     emulated = True
     python = "/usr/bin/python3"
 
@@ -210,6 +237,9 @@ class QemuTarget(AgentTarget):
 
     @contextlib.contextmanager
     def board(self):
+        """Context manager yielding a `ChrootBoard` on ROOT. Raises TargetUnreachable (exit 4)
+        when ROOT holds no built board; MissingDependency (exit 3) without root or without
+        qemu-user-static / binfmt-support."""
         if not (self.root / "usr/bin/python3").exists():
             raise TargetUnreachable(f"No emulated board at {self.root}.",
                                     f"Build it once with: edgekit emulator create rpi --dir {self.root}")
@@ -218,11 +248,14 @@ class QemuTarget(AgentTarget):
         yield ChrootBoard(self.root)
 
     def check(self) -> dict:
+        """`AgentTarget.check`, with `device.emulated_by = "qemu-user"`."""
         out = super().check()
         out["device"]["emulated_by"] = "qemu-user"
         return out
 
     def profile(self, artifact, settings) -> dict:
+        """`AgentTarget.profile` (schema `$defs/profile`) with `device.emulated_by = "qemu-user"`
+        and `device.cpu` labelled emulated; its warnings say the timings are emulated."""
         result = super().profile(artifact, settings)
         result["device"]["emulated_by"] = "qemu-user"
         result["device"]["cpu"] = f"emulated aarch64 (qemu-user on {result['device'].get('cpu') or 'the host'})"
@@ -230,6 +263,8 @@ class QemuTarget(AgentTarget):
 
 
 def from_spec(spec: str, **_options) -> QemuTarget:
+    """`qemu-arm64` (the root filesystem in `default_dir("rpi")`) or `qemu-arm64:ROOTFS` (a
+    folder, `~` expanded) → a QemuTarget. Nothing is checked until it is used."""
     _, _, path = spec.partition(":")
     root = Path(path).expanduser() if path else default_dir("rpi")
     return QemuTarget(root.resolve(), f"qemu-arm64:{root}" if path else "qemu-arm64")
