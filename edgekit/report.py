@@ -150,9 +150,11 @@ def print_profile(con, result: dict) -> None:
               title_justify="left")
     for col in ("min", "p50", "p90", "p99", "mean", "std", "max"):
         t.add_column(col + " ms", justify="right")
-    t.add_row(*(f"{lat[k]:.4g}" for k in ("min", "p50", "p90", "p99", "mean", "std", "max")))
+    # benchmark_model reports no p90/p99 and init/first inference only sometimes: "–", not a crash
+    t.add_row(*(_num(lat.get(k), ".4g") for k in ("min", "p50", "p90", "p99", "mean", "std", "max")))
     con.print(t)
-    con.print(f"  init {result['init_ms']:.4g} ms · first inference {result['first_inference_ms']:.4g} ms · "
+    con.print(f"  init {_num(result.get('init_ms'), '.4g')} ms · first inference "
+              f"{_num(result.get('first_inference_ms'), '.4g')} ms · "
               f"peak RSS {_num(result['peak_rss_mb'], '.1f')} MB")
     d = result.get("delegation")
     if d and "total_ops" in d:

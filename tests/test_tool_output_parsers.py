@@ -156,3 +156,23 @@ def test_executor_runner_failures_are_not_success():
     r = parse_executor_runner(log)
     assert r["success"] is False and r["status"] == "0x14" and r["missing_ops"] == ["aten::native_dropout.out"]
     assert len(r["errors"]) == 1 and "0x14" in r["errors"][0]
+
+
+def test_profile_table_renders_benchmark_model_latency_without_percentiles():
+    """benchmark_model prints no p90/p99 (and sometimes no init time): the profile table shows
+    "—" for them instead of crashing the command (it crashed with a TypeError, --json too)."""
+    import io
+
+    from rich.console import Console
+
+    from edgekit.report import print_profile
+
+    parsed = parse_benchmark_model(read("benchmark_model_info_prefix_xnnpack.txt"))
+    lat = benchmark_to_latency_ms(parsed["runs"][0]["inference"])
+    assert lat["p90"] is None and lat["p50"] > 0
+    result = {"artifact": "m.tflite", "format": "tflite", "size_bytes": 1000, "runtime": {"name": "benchmark_model"},
+              "target": "adb:emulator-5554", "runs": 50, "warmup": 1, "threads": 4, "latency_ms": lat,
+              "init_ms": None, "first_inference_ms": None, "peak_rss_mb": None, "device": {}, "warnings": []}
+    out = io.StringIO()
+    print_profile(Console(file=out, width=160), result)
+    assert "—" in out.getvalue() and f"{lat['p50']:.4g}" in out.getvalue()
