@@ -22,6 +22,9 @@ FORMATS = {
 
 
 def format_of(path: str | os.PathLike) -> str:
+    """The artifact format of PATH by its name alone: "edgetpu" for *_edgetpu.tflite, else by
+    extension per FORMATS (tflite, executorch, torchscript, onnx; case-insensitive).
+    Raises BadInput (exit 2) for any other extension."""
     p = Path(path)
     if p.name.endswith("_edgetpu.tflite"):
         return "edgetpu"
@@ -36,6 +39,20 @@ def format_of(path: str | os.PathLike) -> str:
 
 @dataclass
 class Artifact:
+    """An on-device model file a converter wrote, and what the manifest beside it records.
+
+    Attributes:
+        path: the model file.
+        format: a value of FORMATS, or "edgetpu".
+        inputs, outputs: tensor specs of the artifact, with scale/zero_point for quantized I/O.
+        recipe: the quantization recipe applied ("none", "fp16", "dynamic-int8", "int8", "int16x8").
+        io_dtype: dtype of the model's inputs/outputs ("float32", "int8", "uint8", ...).
+        source: the source model: path, sha256, framework, size_bytes.
+        tools: package → version of the tools that built it.
+        quantization: what was actually quantized (`quantization` of schema `$defs/convert`).
+        extra: converter-specific entries merged at the top of `to_dict()` (delegation, notes).
+    """
+
     path: Path
     format: str
     inputs: list[TensorSpec]
@@ -49,13 +66,18 @@ class Artifact:
 
     @property
     def manifest_path(self) -> Path:
+        """The manifest's path: the file's name plus ".json" (model.tflite → model.tflite.json)."""
         return manifest_path(self.path)
 
     @property
     def size_bytes(self) -> int:
+        """The file's size in bytes (read from disk each time)."""
         return self.path.stat().st_size
 
     def to_dict(self) -> dict:
+        """The artifact's entries of the `convert` result (schema `$defs/convert`): artifact
+        (path), format, size_bytes, sha256 (hashed now), recipe, io_dtype, inputs/outputs
+        (`$defs/tensor`), source, tools, quantization, then `extra`'s keys."""
         return {
             "artifact": str(self.path),
             "format": self.format,
@@ -72,6 +94,8 @@ class Artifact:
         }
 
     def write_manifest(self) -> Path:
+        """Write `to_dict()` (with `artifact` as the bare file name, so the manifest travels with
+        its file) to `manifest_path` atomically; return that path."""
         data = self.to_dict()
         data["artifact"] = self.path.name  # relative: the manifest travels with its file
         with atomic_output(self.manifest_path) as tmp:
@@ -80,11 +104,14 @@ class Artifact:
 
 
 def manifest_path(path: str | os.PathLike) -> Path:
+    """The manifest beside artifact PATH: its name plus ".json" (model.tflite → model.tflite.json)."""
     p = Path(path)
     return p.with_name(p.name + ".json")
 
 
 def read_manifest(path: str | os.PathLike) -> dict | None:
+    """The manifest of artifact PATH as a dict (`Artifact.to_dict()` as written), or None when
+    there is none or it cannot be read or parsed (never raises)."""
     mp = manifest_path(path)
     if not mp.is_file():
         return None
@@ -95,6 +122,8 @@ def read_manifest(path: str | os.PathLike) -> dict | None:
 
 
 def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 of PATH as 64 hex digits. For a folder (SavedModel): one hash over every file's
+    relative path and content digest, in sorted order, so the same tree always hashes the same."""
     p = Path(path)
     h = hashlib.sha256()
     if p.is_dir():  # SavedModel: hash every file, in a stable order
@@ -114,6 +143,7 @@ def _digest(p: Path) -> bytes:
 
 
 def path_size(path: str | os.PathLike) -> int:
+    """Size of PATH in bytes; for a folder, the sum over all files under it."""
     p = Path(path)
     if p.is_dir():
         return sum(f.stat().st_size for f in p.rglob("*") if f.is_file())

@@ -32,6 +32,7 @@ class Samples:
         return {k: v[i : i + 1] for k, v in self.inputs.items()}
 
     def take(self, n: int | None) -> "Samples":
+        """The first N samples (and labels); self when N is None or not smaller than len(self)."""
         if n is None or n >= len(self):
             return self
         labels = None if self.labels is None else self.labels[:n]
@@ -43,10 +44,15 @@ class DataWarning(UserWarning):
 
 
 class RandomInputsWarning(DataWarning):
-    pass
+    """No data was given, so random samples stand in: they prove the plumbing, not the accuracy."""
 
 
 def random_samples(specs: list[TensorSpec], n: int = 16, seed: int = 0) -> Samples:
+    """N random samples per input spec, shaped (N, *spec.shape[1:]), reproducible by SEED.
+
+    Float inputs: standard normal; integer inputs: uniform integers in [-128, 127] clipped to
+    the dtype's range; bool: uniform. Returns `Samples` with is_random=True, no labels.
+    Raises BadInput (exit 2) for another dtype (complex, string ...)."""
     rng = np.random.default_rng(seed)
     inputs = {}
     for s in specs:
@@ -75,8 +81,24 @@ def load_samples(
 ) -> Samples:
     """Load DATA for a model with these (static) input specs, checked against them.
 
-    None or "random" gives random samples and a RandomInputsWarning: they prove plumbing,
-    not accuracy.
+    Args:
+        data: None or "random" (N_RANDOM random samples, `random_samples`, and a
+            RandomInputsWarning: they prove plumbing, not accuracy); a `.npy` file (one array,
+            for a model with one input); a `.npz` file (one array per input name, or any single
+            key for a model with one input; an optional `labels` array, one label per sample;
+            other keys are ignored with a DataWarning); or a folder of images (one 4-D input:
+            resized bilinearly to the input's H×W, converted to L or RGB by its channel count,
+            NCHW or NHWC by the spec's layout/shape, float inputs scaled to [0, 1]).
+            Arrays hold N samples stacked on the first axis, or a single sample without it.
+        specs: the model's input specs, with static shapes.
+        n_random: how many random samples to make.
+        what: what the data is for, in messages ("calibration data", "parity data" ...).
+        allow_nan: accept NaN/infinite float values.
+
+    Returns `Samples`, each input shaped (N, *spec.shape[1:]) in the spec's dtype (float64 data
+    is cast to a float32 input; integer data for a float input is refused).
+    Raises BadInput (exit 2) for a missing or unreadable file, another format, a missing input
+    array, a shape, dtype or sample-count mismatch, NaN/inf values or no samples.
     """
     if data is None or str(data) == RANDOM:
         warnings.warn(

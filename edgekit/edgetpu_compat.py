@@ -352,6 +352,8 @@ def compare_with_compiler(prediction: dict, report: dict) -> dict:
 
 
 def supported_ops_markdown() -> str:
+    """SUPPORTED as a Markdown table (op | since compiler | documented limits), sorted by op;
+    the source is Coral's "Supported operations" table (compiler 16)."""
     rows = ["| TFLite op | since compiler | documented limits |", "|---|---|---|"]
     for k, (v, lim) in sorted(SUPPORTED.items()):
         rows.append(f"| {k} | {v} | {lim} |")

@@ -10,6 +10,8 @@ import tempfile
 
 
 class NativeLog:
+    """What native code wrote to fd 2 inside `capture_native_stderr` (`text`, set on exit)."""
+
     text = ""
 
 

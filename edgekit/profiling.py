@@ -33,6 +33,16 @@ LATENCY_KEYS = ("min", "p50", "p90", "p99", "mean", "std", "max")
 
 @dataclass
 class ProfileSettings:
+    """How to profile, the same on every target.
+
+    Attributes:
+        runs: timed inferences (≥ 1); warmup: untimed ones before them (≥ 0).
+        threads: CPU threads for the runtime (None: its default).
+        data: "--data": None/"random" (random inputs by spec) or a path `data.load_samples` reads.
+        ops: ask for per-operator times where the runtime gives them (ExecuTorch ETDump, onnxruntime).
+        timeout_s: seconds the agent may take before the target gives up.
+    """
+
     runs: int = 50
     warmup: int = 5
     threads: int | None = None
@@ -41,6 +51,8 @@ class ProfileSettings:
     timeout_s: float = 1800.0
 
     def agent_args(self, model: str, inputs: str | None) -> list[str]:
+        """The device agent's `profile` command line for MODEL (its path on the board) and
+        INPUTS (an .npz path there, or None for random inputs)."""
         args = ["profile", model, "--runs", str(self.runs), "--warmup", str(self.warmup)]
         if self.threads:
             args += ["--threads", str(self.threads)]
@@ -52,6 +64,8 @@ class ProfileSettings:
 
 
 def check_artifact(path) -> Path:
+    """PATH as a Path, once it is an existing, whole .tflite/.pte/.ptl/.onnx file
+    (`integrity.check_structure`). Raises BadInput (exit 2) otherwise, before anything is pushed."""
     p = Path(str(path))
     if not p.is_file():
         raise BadInput(f"The artifact {p} does not exist.", "Pass a .tflite, .pte, .ptl or .onnx file.")
@@ -220,6 +234,8 @@ def check_stats(latency: dict) -> bool:
 
 
 class Timer:
+    """`with Timer() as t:` times the block with time.perf_counter; `t.s` is its seconds."""
+
     def __enter__(self):
         self.t0 = time.perf_counter()
         return self
@@ -232,7 +248,19 @@ def profile(artifact, target: str | None = "host", *, runs: int = 50, warmup: in
             data=None, ops: bool = True, accept_new_host_key: bool = False, python: str | None = None) -> dict:
     """Profile ARTIFACT on TARGET (host, ssh://user@host[:port], qemu-arm64[:ROOTFS]) → the result dict.
 
-    The entry for the face (CLI, pipeline); targets are looked up through their registry."""
+    The entry for the face (CLI, pipeline); targets are looked up through their registry.
+
+    Args:
+        artifact: path of a .tflite, .pte, .ptl or .onnx file.
+        target: any form of `edgekit.targets.forms()` (None: host).
+        runs, warmup, threads, data, ops: as in `ProfileSettings`.
+        accept_new_host_key: SSH targets: trust and record an unknown host key.
+        python: the interpreter the agent runs with on the target.
+
+    Returns the `profile` result (schema `$defs/profile`; latency in ms, peak RSS in MB, size in
+    bytes). Raises BadInput (exit 2) for runs < 1, warmup < 0, an unknown target, or a bad
+    artifact or data; the target's errors otherwise (see `targets.base.AgentTarget.profile`).
+    """
     from edgekit import targets
 
     if runs < 1 or warmup < 0:

@@ -10,6 +10,17 @@ from .errors import BadInput
 
 @dataclass
 class TensorSpec:
+    """One input or output tensor of a model or artifact (schema `$defs/tensor` as a dict).
+
+    Attributes:
+        name: the tensor's name in the model (or signature).
+        shape: a tuple of ints; None (or -1 from some runtimes) marks a dynamic dimension.
+        dtype: a numpy dtype name (float32, int8, uint8, int16, int32, int64, bool ...).
+        scale, zero_point: for quantized tensors, real = (q - zero_point) * scale (TFLite's
+            affine quantization); None otherwise.
+        layout: "NCHW" / "NHWC" when known; not compared by ==.
+    """
+
     name: str
     shape: tuple  # ints; None marks a dynamic dimension
     dtype: str  # numpy dtype name: float32, int8, uint8, int16, int32, int64, bool ...
@@ -19,19 +30,23 @@ class TensorSpec:
 
     @property
     def is_static(self) -> bool:
+        """True when every dimension is a known int ≥ 0 (no None, no -1)."""
         return all(isinstance(d, int) and d >= 0 for d in self.shape)
 
     @property
     def is_quantized(self) -> bool:
+        """True when the tensor carries a nonzero quantization scale."""
         return self.scale is not None and self.scale != 0.0
 
     def to_dict(self) -> dict:
+        """The spec as JSON data (schema `$defs/tensor`): shape as a list, None fields left out."""
         d = asdict(self)
         d["shape"] = list(self.shape)
         return {k: v for k, v in d.items() if v is not None}
 
     @classmethod
     def from_dict(cls, d: dict) -> "TensorSpec":
+        """The inverse of `to_dict` (name, shape and dtype required; KeyError without them)."""
         return cls(
             name=d["name"],
             shape=tuple(d["shape"]),
@@ -42,6 +57,7 @@ class TensorSpec:
         )
 
     def describe(self) -> str:
+        """For messages: "image 1x224x224x3 float32" ('?' for a dynamic dimension)."""
         dims = "x".join("?" if d is None else str(d) for d in self.shape)
         return f"{self.name} {dims} {self.dtype}"
 
