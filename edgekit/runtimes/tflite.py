@@ -59,14 +59,18 @@ class TFLiteSession(BaseSession):
                     kw["experimental_op_resolver_type"] = mod.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
             if preserve_all_tensors:
                 kw["experimental_preserve_all_tensors"] = True
+            self._unrunnable = None
             try:
                 self.interpreter = mod.Interpreter(model_path=str(self.path), num_threads=threads,
                                                    experimental_delegates=delegates or None, **kw)
-                self.interpreter.allocate_tensors()
                 err = None
             except (ValueError, RuntimeError) as exc:
                 err = exc
             if err is None:
+                try:
+                    self.interpreter.allocate_tensors()
+                except (ValueError, RuntimeError) as exc:  # e.g. Flex ops: the specs are still readable
+                    self._unrunnable = exc
                 self._in, self._out = self._io_details()
                 self.inputs = [_tflite_spec(d) for d in self._in]
                 self.outputs = [_tflite_spec(d) for d in self._out]
@@ -98,6 +102,8 @@ class TFLiteSession(BaseSession):
 
     def set_inputs(self, feeds: dict[str, np.ndarray]) -> None:
         """Copy one value per input into the interpreter (resizing a dynamic input to its feed)."""
+        if self._unrunnable is not None:
+            return  # invoke() says why
         resized = False
         for i, (d, s) in enumerate(zip(self._in, self.inputs)):
             x = self._feed(feeds, i, s)
@@ -115,6 +121,8 @@ class TFLiteSession(BaseSession):
 
     def invoke(self) -> None:
         """Run the graph once on the inputs set last."""
+        if self._unrunnable is not None:
+            raise CheckFailed(f"The TFLite model cannot run: {self._unrunnable}", _litert_hint(str(self._unrunnable)))
         try:
             self.interpreter.invoke()
         except RuntimeError as exc:
