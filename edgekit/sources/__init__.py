@@ -19,6 +19,23 @@ from ..specs import TensorSpec
 
 @dataclass
 class SourceModel:
+    """A loaded source model: what the converters convert and parity compares against.
+
+    Attributes:
+        framework: "keras", "tf-savedmodel", "torch", "torch-exported" or "torchscript".
+        origin: what the user passed (a path, or file.py:function / package.module:function).
+        inputs: input specs with static shapes, batch axis first (--input-shape resolved).
+        native: the framework object (keras.Model, loaded SavedModel, nn.Module,
+            ExportedProgram, ScriptModule).
+        reference: the reference function: {input name: array (N, ...)} → {output name:
+            array (N, ...)}, computed by the framework in batches.
+        outputs: output specs, when the loader knows them (torch loaders).
+        sha256: of the model file or folder (a factory: of its .py file or module file).
+        size_bytes: of the model file or folder (a factory: of --weights, else None).
+        extra: loader-specific: `export_saved_model` and `output_names` (Keras/TF);
+            `example_inputs`, `input_names`, `output_names`, `runnable` (torch).
+    """
+
     framework: str  # "keras", "tf-savedmodel", "torch", "torch-exported", "torchscript"
     origin: str  # what the user passed
     inputs: list[TensorSpec]  # static shapes, batch axis first
@@ -30,6 +47,8 @@ class SourceModel:
     extra: dict = field(default_factory=dict)  # loader-specific: example inputs, layouts ...
 
     def provenance(self) -> dict:
+        """The `source` entry of the manifest: origin, framework, sha256, size_bytes (and
+        weights_sha256 when --weights was given)."""
         return {
             "origin": self.origin,
             "framework": self.framework,
@@ -44,7 +63,21 @@ TORCH_SUFFIXES = {".pt2", ".pt", ".pth", ".ptl"}
 
 
 def load_model(spec: str, input_shapes: dict | None = None, weights: str | None = None) -> SourceModel:
-    """MODEL as `edgekit convert` takes it → SourceModel with resolved static input shapes."""
+    """MODEL as `edgekit convert` takes it → SourceModel with resolved static input shapes.
+
+    Args:
+        spec: a Keras file (.keras, .h5, .hdf5), a SavedModel folder, a PyTorch file (.pt2 from
+            torch.export.save, a TorchScript .pt/.pth), or a factory `file.py:function` /
+            `package.module:function` called with no arguments (returning a keras.Model, an
+            nn.Module, (module, example_inputs), or with WEIGHTS an nn.Module class).
+        input_shapes: {input name or position: dims} (`specs.parse_input_shapes` of
+            --input-shape) fixing dynamic dimensions; a dynamic batch alone defaults to 1.
+        weights: a state_dict file for a torch factory (loaded with weights_only=True).
+
+    Raises BadInput (exit 2) for a missing, empty or unknown file, a factory that cannot be
+    imported or called, a model that cannot be loaded or run on its inputs, or a dimension
+    left unknown; MissingDependency (exit 3) when TensorFlow / PyTorch is not installed.
+    """
     input_shapes = input_shapes or {}
     path = Path(spec)
     factory = _split_factory(spec)
@@ -85,7 +118,11 @@ def load_model(spec: str, input_shapes: dict | None = None, weights: str | None 
 
 
 def from_object(obj, origin: str, input_shapes: dict, weights: str | None = None) -> SourceModel:
-    """A model object the user built in Python (factory result or API call) → SourceModel."""
+    """A model object the user built in Python (factory result or API call) → SourceModel.
+
+    OBJ: a keras.Model; an nn.Module, ExportedProgram, (module, example_inputs) or an nn.Module
+    class with WEIGHTS (see `sources.torch.from_object`). ORIGIN names it in messages;
+    INPUT_SHAPES as in `load_model`. Raises BadInput (exit 2) for anything else."""
     module_name = type(obj if not isinstance(obj, tuple) else obj[0]).__module__ or ""
     if module_name.startswith(("keras", "tf_keras", "tensorflow")):
         from . import keras as keras_src

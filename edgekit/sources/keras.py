@@ -22,6 +22,12 @@ def _tf():
 
 
 def load_file(path: Path, input_shapes: dict) -> SourceModel:
+    """A Keras `.keras` archive or legacy `.h5`/`.hdf5` model → SourceModel (framework "keras").
+
+    Loaded with `keras.models.load_model(compile=False, safe_mode=True)`: a Lambda layer with
+    pickled code is refused. INPUT_SHAPES: {name or position: dims} for dynamic dimensions.
+    Raises BadInput (exit 2) for a file that is not a zip / HDF5, weights-only or otherwise not
+    loadable, or a dimension left unknown; MissingDependency (exit 3) without TensorFlow."""
     _tf()
     import keras
 
@@ -54,6 +60,13 @@ def load_file(path: Path, input_shapes: dict) -> SourceModel:
 
 
 def from_keras_model(model, origin: str, input_shapes: dict) -> SourceModel:
+    """A built keras.Model → SourceModel (framework "keras").
+
+    Inputs keep the Keras input names; outputs are named by the layers that produce them
+    (`extra["output_names"]`). `reference` runs the model with training=False in batches of
+    BATCH (64) samples; `extra["export_saved_model"](folder)` writes a fixed-shape SavedModel
+    for the TFLite converter. Raises BadInput (exit 2) for an object that is not a keras.Model,
+    a model without defined inputs (subclassed, never built), or a dimension left unknown."""
     import keras
 
     if not isinstance(model, keras.Model):
@@ -133,6 +146,13 @@ def _output_names(model) -> list[str]:
 
 
 def load_saved_model(path: Path, input_shapes: dict) -> SourceModel:
+    """A TensorFlow SavedModel folder → SourceModel (framework "tf-savedmodel") through its
+    `serving_default` signature: inputs and outputs in the signature's sorted key order,
+    `reference` calling it in batches of BATCH (64) samples.
+
+    Raises BadInput (exit 2) for a folder without saved_model.pb(txt), one TensorFlow cannot
+    load, one without a `serving_default` signature, or a dimension left unknown;
+    MissingDependency (exit 3) without TensorFlow."""
     if not (path / "saved_model.pb").is_file() and not (path / "saved_model.pbtxt").is_file():
         raise BadInput(
             f"The folder {path} is not a TensorFlow SavedModel (no saved_model.pb inside).",

@@ -25,6 +25,8 @@ def _torch():
 
 
 def is_torch_object(obj) -> bool:
+    """True for an nn.Module, an ExportedProgram, an nn.Module subclass, or a tuple whose first
+    item is one of these (a factory's (module, example_inputs)). Needs torch imported."""
     import torch
 
     if isinstance(obj, tuple) and obj:
@@ -35,7 +37,26 @@ def is_torch_object(obj) -> bool:
 
 
 def from_object(obj, origin: str, input_shapes: dict, weights: str | None = None) -> SourceModel:
-    """A factory's result: an nn.Module, (module, example_inputs), or a class with --weights."""
+    """A factory's result: an nn.Module, (module, example_inputs), or a class with --weights.
+
+    Args:
+        obj: an nn.Module (put in eval mode), an ExportedProgram, (module, example_inputs) with
+            a tensor or a tuple of tensors (their shapes are the input shapes), or an nn.Module
+            class constructed with no arguments.
+        origin: what the user passed, for messages.
+        input_shapes: {forward() parameter name or position: dims}; required for each input when
+            no example inputs are given (float32 zeros of those shapes then stand in), refused
+            together with example inputs.
+        weights: a state_dict file, loaded with torch.load(weights_only=True) and
+            load_state_dict(strict=True) (a "state_dict"/"model_state_dict"/"model" entry of a
+            checkpoint and a DataParallel "module." prefix are accepted).
+
+    Returns a SourceModel (framework "torch", or "torch-exported"): inputs named by forward()'s
+    parameters, outputs output_0 ... (or a returned dict's keys), `extra` with example_inputs,
+    input_names, output_names, runnable. Raises BadInput (exit 2) for anything else, weights
+    that are not a plain matching state_dict, a missing shape, or a model that fails on its
+    example inputs.
+    """
     import torch
 
     example = None
@@ -68,6 +89,14 @@ def from_object(obj, origin: str, input_shapes: dict, weights: str | None = None
 
 
 def load_file(path: Path, input_shapes: dict) -> SourceModel:
+    """A PyTorch file → SourceModel: `.pt2` (torch.export.save; framework "torch-exported",
+    shapes from the program, dynamic ones from INPUT_SHAPES) or a TorchScript `.pt`/`.pth`
+    (framework "torchscript"; every input's shape from INPUT_SHAPES, {name or position: dims}).
+
+    Raises BadInput (exit 2) for a `.ptl` (an artifact, not a source), a state_dict or pickled
+    checkpoint (weights without code: use a factory with --weights), an unreadable file, a
+    missing shape, or a model that fails on its inputs; MissingDependency (exit 3) without
+    PyTorch."""
     torch = _torch()
     suffix = path.suffix.lower()
     if suffix == ".ptl":
