@@ -108,6 +108,9 @@ class ExecuTorchSession(BaseSession):
                           SCALAR_TYPES.get(int(tmeta.dtype()), "float32"))
 
     def execute(self, args: list, method: str | None = None) -> list:
+        """Execute METHOD (default: the session's method) once on ARGS (torch tensors, in the
+        method's input order) → its outputs as a list. CheckFailed (exit 1) when it fails, with
+        the runtime's native log as the hint."""
         with capture_native_stderr() as log:
             try:
                 return list(self.methods[method or self.method_name].execute(args))
