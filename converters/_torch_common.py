@@ -33,6 +33,8 @@ def export(source, module=None, example=None, kwargs=None):
 
 
 def explain_export_error(exc: Exception, origin: str) -> Exception:
+    """torch.export's failure EXC → an UnsupportedModel (exit 2) to raise: its first lines, and
+    for data-dependent control flow the torch.cond / torch.where rewrite as the hint."""
     text = str(exc)
     lines = [l.strip() for l in text.splitlines() if l.strip()]
     reason = " ".join(lines[:3])[:600] if lines else type(exc).__name__
@@ -62,6 +64,9 @@ def quiet():
 
 
 def calibration_batches(source, options, layout=None) -> list[tuple] | None:
+    """options.calibration (`data.Samples`) → argument tuples of batch 1 in forward() order, in
+    the example inputs' torch dtypes, each tensor passed through LAYOUT when given (NHWC);
+    None without calibration data."""
     from edgekit.quantization import pt2e
 
     if options.calibration is None:
@@ -100,6 +105,7 @@ def check_outputs(session, source, what: str, sample=None, nhwc_outputs=()) -> N
 
 
 def no_io_dtype(recipe, options, target: str) -> None:
+    """BadInput (exit 2) unless options.io_dtype is float32 (TARGET names the format)."""
     if options.io_dtype != "float32":
         raise BadInput(f"--io-dtype {options.io_dtype} is not available for PyTorch → {target}.",
                        "Leave --io-dtype at float32 for this target.")

@@ -39,10 +39,20 @@ def final_path(tmp_dest: Path) -> Path:
 
 
 def edgetpu_name(path: Path) -> Path:
+    """Where the compiled model goes: model.tflite → model_edgetpu.tflite (the compiler's naming)."""
     return path.with_name(path.stem + "_edgetpu.tflite")
 
 
 def convert(source, recipe: QuantRecipe, dest: Path, options) -> Artifact:
+    """A Keras/TF/PyTorch model → DEST, the full-int8 .tflite (keras_to_tflite or
+    torch_to_tflite, arguments as theirs; recipe int8, calibrated), then the offline Edge TPU
+    prediction and, when `edgetpu_compiler` is on PATH, the compiled `<name>_edgetpu.tflite`
+    beside the final artifact.
+
+    Returns the int8 `Artifact` (schema `$defs/convert`) with `extra.edgetpu` {prediction,
+    compiler (the parsed report, or None without the compiler), compiled_model} and notes.
+    Raises what the underlying converter raises; CheckFailed (exit 1) when the compiler fails.
+    """
     from edgekit import edgetpu_compat
 
     from . import keras_to_tflite, torch_to_tflite

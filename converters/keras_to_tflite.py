@@ -21,6 +21,24 @@ SUFFIX = ".tflite"
 
 
 def convert(source, recipe: QuantRecipe, dest: Path, options) -> Artifact:
+    """A Keras model or SavedModel → DEST, a .tflite from tf.lite.TFLiteConverter (through a
+    fixed-shape SavedModel, so input and output names survive).
+
+    Args:
+        source: the loaded `SourceModel` (framework one of FRAMEWORKS).
+        recipe: the `QuantRecipe`, one of RECIPES (edgekit.build refuses others before calling).
+        dest: the file to write; edgekit.build passes `atomic_output`'s temporary path beside
+            the final one.
+        options: `converters.ConvertOptions`: calibration (`data.Samples`, for int8 and
+            int16x8), io_dtype (int8/uint8 for int8, int16 for int16x8; float32 otherwise),
+            allow_tf_ops (embed Flex ops), debug (let the converter's log through).
+
+    Returns the `Artifact` (its `to_dict()` is the artifact part of schema `$defs/convert`):
+    I/O specs as the runtime reads them, `quantization` with what the file really holds
+    (`quantization.tflite.summarize`, `effective`), `extra.flex_ops` and `extra.notes`.
+    Raises UnsupportedModel (exit 2) when the converter fails (ops TFLite lacks, a failed
+    quantization); CheckFailed (exit 1) when the written .tflite cannot be loaded.
+    """
     import tensorflow as tf
 
     calibration = None

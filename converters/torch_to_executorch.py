@@ -32,6 +32,25 @@ SUFFIX = ".pte"
 
 
 def convert(source, recipe: QuantRecipe, dest: Path, options) -> Artifact:
+    """A PyTorch model → DEST, an ExecuTorch .pte lowered to XNNPACK (fp16: the module and
+    inputs cast to half; dynamic-int8/int8: PT2E with the XNNPACK quantizer).
+
+    Args:
+        source: the loaded `SourceModel` (framework one of FRAMEWORKS).
+        recipe: the `QuantRecipe`, one of RECIPES (edgekit.build refuses others before calling).
+        dest: the file to write; edgekit.build passes `atomic_output`'s temporary path beside
+            the final one.
+        options: `converters.ConvertOptions`: calibration (`data.Samples`, for int8), io_dtype
+            (float32 only), extra["etrecord"] (also write DEST's final name + ".etrecord"),
+            debug.
+
+    Returns the `Artifact` (schema `$defs/convert`): I/O named as the source's, `extra` with
+    `delegation` (schema `$defs/delegation`), `methods`, `etrecord` and `notes` (ops left on
+    portable kernels). Raises BadInput (exit 2) for another io_dtype; UnsupportedModel (exit 2)
+    when torch.export, PT2E quantization or lowering fails; CheckFailed (exit 1) when a method
+    of the .pte fails to run (a missing kernel) or its outputs differ in shape from the source's
+    or hold NaN/inf.
+    """
     import torch
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.exir import to_edge_transform_and_lower

@@ -32,6 +32,25 @@ SUFFIX = ".tflite"
 
 
 def convert(source, recipe: QuantRecipe, dest: Path, options) -> Artifact:
+    """A PyTorch model → DEST, a .tflite from litert-torch, quantized as the module docstring's
+    table says.
+
+    Args:
+        source: the loaded `SourceModel` (framework one of FRAMEWORKS).
+        recipe: the `QuantRecipe`, one of RECIPES (edgekit.build refuses others before calling).
+        dest: the file to write; edgekit.build passes `atomic_output`'s temporary path beside
+            the final one.
+        options: `converters.ConvertOptions`: calibration (`data.Samples`, for int8),
+            io_dtype ("float32", or "int8" with int8: the I/O is int8 either way),
+            channels_last_io (NHWC 4-D inputs and outputs), debug.
+
+    Returns the `Artifact` (schema `$defs/convert`): `quantization` with `method` and what the
+    file holds, `extra.channels_last_io`, `extra.notes` (int8 I/O, hybrid ops, a quantizer
+    fallback). Raises BadInput (exit 2) for an io_dtype other than float32 without int8, uint8,
+    or --channels-last-io without a 4-D input; UnsupportedModel (exit 2) when torch.export or
+    litert-torch fails; CheckFailed (exit 1) when the .tflite does not load or gives outputs of
+    other shapes than the source, or NaN/inf.
+    """
     import litert_torch
 
     from edgekit.quantization import pt2e

@@ -27,6 +27,23 @@ DEPRECATED = ("PyTorch Mobile (.ptl, lite interpreter) is deprecated upstream in
 
 
 def convert(source, recipe: QuantRecipe, dest: Path, options) -> Artifact:
+    """A PyTorch module or TorchScript file → DEST, a lite-interpreter .ptl: traced (scripted
+    when tracing fails), frozen, optimize_for_mobile where the torch build allows it, with the
+    source's I/O specs stored inside.
+
+    Args:
+        source: the loaded `SourceModel` (framework one of FRAMEWORKS).
+        recipe: the `QuantRecipe`, one of RECIPES (edgekit.build refuses others before calling).
+        dest: the file to write; edgekit.build passes `atomic_output`'s temporary path beside
+            the final one.
+        options: `converters.ConvertOptions`: io_dtype (float32 only).
+
+    Returns the `Artifact` (schema `$defs/convert`) with `extra.torchscript` {method, frozen,
+    optimize_for_mobile} and `extra.notes` (the deprecation, a skipped optimization).
+    Raises BadInput (exit 2) for another io_dtype; UnsupportedModel (exit 2) when the model can
+    be neither traced nor scripted, or saving fails; CheckFailed (exit 1) when the .ptl does not
+    load or run, or gives outputs of other shapes than the source, or NaN/inf.
+    """
     import torch
 
     from edgekit.runtimes.torchscript import IO_FILE, LiteInterpreterSession

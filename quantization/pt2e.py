@@ -23,6 +23,9 @@ def calibration_batches(samples, names: list[str], dtypes) -> list[tuple]:
 
 
 def quantizer_for(backend: str, recipe: QuantRecipe):
+    """The PT2E quantizer of BACKEND ("xnnpack": ExecuTorch's XNNPACKQuantizer; "litert":
+    litert-torch's PT2EQuantizer) set globally to symmetric per-channel int8, dynamic for the
+    dynamic-int8 recipe. ValueError for another backend (a programming error)."""
     dynamic = recipe.name == "dynamic-int8"
     if backend == "xnnpack":
         from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
