@@ -11,7 +11,20 @@ from . import QuantRecipe
 
 def configure(converter, recipe: QuantRecipe, calibration=None, io_dtype: str = "float32",
               allow_tf_ops: bool = False) -> None:
-    """Set the converter's flags for this recipe. `calibration` yields feeds (lists of arrays)."""
+    """Set a tf.lite.TFLiteConverter's flags for RECIPE (none, fp16, dynamic-int8, int8, int16x8).
+
+    Args:
+        converter: the tf.lite.TFLiteConverter to configure (changed in place).
+        recipe: the `QuantRecipe`.
+        calibration: for int8 and int16x8, TFLite's `representative_dataset`: a callable
+            returning an iterator of feeds (keras_to_tflite yields dicts input name → array
+            of batch 1).
+        io_dtype: "int8"/"uint8" (int8) or "int16" (int16x8) make the model's inputs and
+            outputs integer; "float32" keeps them float.
+        allow_tf_ops: add SELECT_TF_OPS (Flex) to the op sets.
+
+    int8 restricts the op set to TFLITE_BUILTINS_INT8, so the converter fails rather than
+    leave ops in float."""
     import tensorflow as tf
 
     builtins = tf.lite.OpsSet.TFLITE_BUILTINS
@@ -42,7 +55,13 @@ def configure(converter, recipe: QuantRecipe, calibration=None, io_dtype: str = 
 
 def summarize(model_path) -> dict:
     """What the .tflite really holds: weight and activation tensors by dtype, ops by the dtype they
-    compute in. Backends skip silently (dynamic range leaves weights < 1024 elements in float)."""
+    compute in. Backends skip silently (dynamic range leaves weights < 1024 elements in float:
+    TFLite's `kWeightsMinNumElementsDefault`, tensorflow/lite/tools/optimize/quantize_weights).
+
+    Returns the counts merged into `quantization` of schema `$defs/convert`: weights_by_dtype,
+    weight_elements_by_dtype, activations_by_dtype, ops_by_dtype (an op's dtype is its first
+    output's), ops_by_type, float_ops_by_type (float ops other than QUANTIZE/DEQUANTIZE) and
+    op_count. Weights are op inputs no op produces that are not graph inputs."""
     from ai_edge_litert.interpreter import Interpreter
 
     from edgekit.native_log import capture_native_stderr
