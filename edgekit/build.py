@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 import warnings
 from pathlib import Path
@@ -10,6 +11,7 @@ from . import __version__
 from .artifacts import atomic_output, check_writable
 from .data import DataWarning, load_samples
 from .errors import BadInput, CheckFailed, raise_if_ctrl_c_seen
+from .isolation import plain, run_in_child, step
 from .specs import parse_input_shapes
 
 SCHEMA_VERSION = 1
@@ -52,8 +54,17 @@ def convert(
     progress=None,
     log=lambda msg: None,
     debug: bool = False,
+    isolate: bool | None = None,
 ) -> dict:
     """Convert MODEL and check it. Returns the result dict that `--json` prints.
+
+    With ISOLATE (default: on unless the environment sets EDGEKIT_ISOLATE=0) and arguments that
+    are plain data (a model path or factory reference, data paths: what the CLI and pipelines
+    pass), the work runs in a child process (edgekit.isolation): a native crash in a converter
+    becomes CheckFailed (exit 1) naming the step and signal, with nothing partial left.
+    In-memory models and arrays run in this process. EDGEKIT_ISOLATE=0 saves the child's
+    framework imports (~4 s) in a long-lived Python that already has them, at the price of that
+    process dying with a native crash.
 
     Raises EdgekitError subclasses for bad input; a parity failure is reported in the result
     (`parity.passed` false), and the CLI turns it into exit 1 after the files are written.
@@ -78,9 +89,19 @@ def convert(
     dest = Path(output) if output else default_output(str(model_label), to, recipe.name, io_dtype)
     dest = dest.resolve()
     check_writable(dest)  # before minutes of work, not after
+    args = dict(model=model, to=to, quantize=quantize, calibration=calibration, data=data, io_dtype=io_dtype,
+                input_shapes=input_shapes, allow_tf_ops=allow_tf_ops, output=str(dest), validate=validate,
+                weights=weights, channels_last_io=channels_last_io, samples=samples, etrecord=etrecord,
+                thresholds=thresholds, debug=debug)
+    if isolate is None:
+        isolate = os.environ.get("EDGEKIT_ISOLATE", "1") != "0"
+    if isolate and plain(args):
+        return run_in_child("edgekit.build:convert", {**args, "isolate": False}, output=dest, log=log,
+                            progress=progress, debug=debug)
     timings = {}
     t0 = time.perf_counter()
     log(f"Loading {model_label}")
+    step(f"loading {model_label}")
     source = load_model(str(model), shapes, weights) if isinstance(model, (str, Path)) else from_object(model, model_label, shapes)
     timings["load_s"] = time.perf_counter() - t0
     module = converters.converter_for(to, source.framework)
@@ -97,6 +118,8 @@ def convert(
         calib = None
         if recipe.needs_calibration:
             calib = load_samples(calibration, source.inputs, n_random=100, what="calibration data")
+            step("running the model on the calibration data")
+            check_calibration_finite(source, calib)
         check_samples = None
         if validate:
             check_samples = load_samples(data if data is not None else calibration, source.inputs,
@@ -109,6 +132,7 @@ def convert(
     parity = None
     with atomic_output(dest) as tmp_dest:  # renamed to dest only when everything below succeeded
         log(f"Converting to {to} ({recipe.name})")
+        step(f"converting to {to} ({recipe.name})", crash_hint(source, recipe))
         t0 = time.perf_counter()
         artifact = module.convert(source, recipe, tmp_dest, options)
         timings["convert_s"] = time.perf_counter() - t0
@@ -122,6 +146,7 @@ def convert(
             from .runtimes import load as load_runtime
 
             log(f"Checking parity on {len(check_samples)} sample(s)")
+            step("checking parity (running the artifact)")
             t0 = time.perf_counter()
             session = load_runtime(tmp_dest)
             parity = parity_mod.check(source.reference, session, check_samples, recipe.precision, thresholds, progress)
@@ -147,6 +172,56 @@ def convert(
         "warnings": notes,
     }
     return result
+
+
+def check_calibration_finite(source, calib, chunk: int = 32) -> None:
+    """Run the reference on every calibration sample and refuse samples that make an output NaN
+    or Inf (a model taking log() of a silent audio clip): int8 cannot express that range, and
+    TensorFlow's calibrator dies on it with SIGSEGV instead of saying so.
+
+    Args:
+        source: the loaded SourceModel (its `reference` takes a batch of inputs by name).
+        calib: the calibration Samples.
+    Raises BadInput (exit 2) naming the first offending samples and outputs."""
+    import numpy as np
+
+    bad: dict[str, list[int]] = {}
+    for start in range(0, len(calib), chunk):
+        batch = {k: v[start : start + chunk] for k, v in calib.inputs.items()}
+        for name, out in source.reference(batch).items():
+            out = np.asarray(out)
+            if out.dtype.kind != "f" or out.ndim == 0:
+                continue
+            rows = np.flatnonzero(~np.isfinite(out.reshape(len(out), -1)).all(axis=1))
+            bad.setdefault(name, []).extend(int(start + r) for r in rows)
+    bad = {k: v for k, v in bad.items() if v}
+    if bad:
+        said = "; ".join(f"output {k!r} on sample(s) {', '.join(map(str, v[:8]))}{' …' if len(v) > 8 else ''} "
+                         f"({len(v)} of {len(calib)})" for k, v in bad.items())
+        raise BadInput(f"The model computes NaN or Inf on calibration data: {said}. int8/int16 calibration "
+                       "needs finite ranges (TensorFlow's calibrator crashes on them).",
+                       "Drop those samples from --calibration, or make the model finite on them (e.g. "
+                       "log(x + 1e-6) instead of log(x) for silent inputs).")
+
+
+def crash_hint(source, recipe) -> str:
+    """What to try when the converter dies natively on SOURCE with RECIPE (shown by isolation)."""
+    rnn = []
+    if source.framework == "keras":
+        todo = list(getattr(source.native, "layers", []))
+        while todo:
+            layer = todo.pop()
+            todo.extend(getattr(layer, "layers", []))
+            inner = getattr(layer, "layer", None) or getattr(layer, "forward_layer", None)  # Bidirectional, RNN
+            if inner is not None:
+                todo.append(inner)
+            if type(layer).__name__ in ("LSTM", "GRU", "SimpleRNN", "RNN") and not getattr(layer, "unroll", True):
+                rnn.append(layer.name)
+    if rnn and recipe.name in ("int8", "int16x8"):
+        return (f"TensorFlow's {recipe.name} calibration crashes on recurrent layers that keep their time loop "
+                f"({', '.join(rnn)}): build them with unroll=True and a fixed time length (keras.Input((T, F))), or use "
+                "--quantize dynamic-int8 or fp16.")
+    return "Try another --quantize recipe or --to format; --debug shows the native log."
 
 
 def raise_for_parity(result: dict) -> None:

@@ -10,14 +10,13 @@ stays fast. tests/test_registries.py checks that each line of ROUTES matches its
 from __future__ import annotations
 
 import importlib
-import os
 import sys
 
 import click
 
 from ._version import __version__
 from .commands.output import STATE, console, emit_json, stdout_to_stderr  # noqa: F401 (re-exported)
-from .errors import INTERRUPTED, EdgekitError, is_interrupt, watch_ctrl_c
+from .errors import EdgekitError, interrupt_exit_code, is_interrupt, watch_ctrl_c
 
 # command name → (module in edgekit.commands, short help shown by `edgekit --help`)
 ROUTES = {
@@ -31,9 +30,6 @@ ROUTES = {
     "run": ("run", "Build, check and profile every build of an edgekit.yaml; exit 1 when a budget fails."),
     "validate": ("validate", "Check that CANDIDATE (an artifact) computes what REFERENCE computes."),
 }
-
-QUIET_LOGGERS = ("torchao", "torch.utils._pytree", "executorch", "litert_torch", "absl")
-
 
 def load_command(name: str) -> click.Command:
     """Import `edgekit.commands.<module>` for command NAME (a key of ROUTES) and return its
@@ -82,21 +78,16 @@ def cli(debug, quiet, verbose):
     """
     STATE.debug, STATE.quiet, STATE.verbose = debug, quiet, verbose
     if not debug:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
-        os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "2")
-        os.environ.setdefault("GLOG_minloglevel", "2")
-        import logging
+        from .native_log import quiet_framework_logs
 
-        # Import-time notices of the PyTorch stack (torchao's optional CUDA kernels, torch's
-        # pytree deprecations) are not the user's business; --debug shows them.
-        for name in QUIET_LOGGERS:
-            logging.getLogger(name).setLevel(logging.ERROR)
+        quiet_framework_logs()
 
 
 def main(argv=None):
     """Run `edgekit ARGV` (default: sys.argv[1:]) and exit with its code: 0 ok, 1 a check
     failed (CheckFailed), 2 usage or bad input (BadInput, click usage errors), 3 a missing
-    dependency, 4 an unreachable target, 130 interrupted (Ctrl-C). Errors print as
+    dependency, 4 an unreachable target, 128+signal when interrupted (130 Ctrl-C, 143 SIGTERM,
+    129 SIGHUP). Errors print as
     "error: MESSAGE" plus a hint on stderr; --debug adds the traceback. Exceptions that are not
     edgekit's propagate (a bug)."""
     watch_ctrl_c()
@@ -118,7 +109,7 @@ def main(argv=None):
         if interrupted:
             exc = EdgekitError(STATE.interrupted_note)
         _print_error(exc)
-        sys.exit(INTERRUPTED if interrupted else exc.exit_code)
+        sys.exit(interrupt_exit_code() if interrupted else exc.exit_code)
 
 
 def _print_error(exc: EdgekitError) -> None:

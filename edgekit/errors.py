@@ -15,7 +15,7 @@ class EdgekitError(Exception):
     agent's error payload, `--json` error objects)."""
 
     exit_code = BAD_INPUT
-    kind = "bad_input"
+    kind = "error"
 
     def __init__(self, message: str, hint: str | None = None):
         super().__init__(message)
@@ -27,7 +27,9 @@ class EdgekitError(Exception):
 
 
 class BadInput(EdgekitError):
-    """The user gave something edgekit cannot use: a path, a model, a shape, data."""
+    """The user gave something edgekit cannot use: a path, a model, a shape, data (exit 2)."""
+
+    kind = "bad_input"
 
 
 class UnsupportedModel(BadInput):
@@ -69,24 +71,41 @@ class CheckFailed(EdgekitError):
 
 # Ctrl-C that lands inside native code (TensorFlow's pybind11 layer) can surface as a
 # RuntimeError, which a converter then wraps as a bad-model error. The handler remembers the
-# keypress, so callers can tell a real failure from an interrupted one.
+# keypress, so callers can tell a real failure from an interrupted one. SIGTERM (what CI runners
+# and `timeout` send) and SIGHUP (the terminal closed) are handled the same way.
 _ctrl_c_seen = False
+_interrupt_signal = None
+
+
+def note_interrupt(signum: int) -> None:
+    """Record that signal SIGNUM asked edgekit to stop (for is_interrupt and the exit code)."""
+    global _ctrl_c_seen, _interrupt_signal
+    _ctrl_c_seen = True
+    _interrupt_signal = signum
 
 
 def watch_ctrl_c() -> None:
-    """Install the SIGINT handler (main thread only): record the keypress, raise KeyboardInterrupt."""
+    """Install handlers (main thread only) for SIGINT, SIGTERM and SIGHUP: record the signal and
+    raise KeyboardInterrupt, so every cleanup path (temporary files, partial reports) runs as on
+    Ctrl-C."""
     import signal
     import threading
 
     if threading.current_thread() is not threading.main_thread():
         return
 
-    def on_sigint(signum, frame):
-        global _ctrl_c_seen
-        _ctrl_c_seen = True
+    def on_signal(signum, frame):
+        note_interrupt(signum)
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGINT, on_sigint)
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, on_signal)
+
+
+def interrupt_exit_code() -> int:
+    """128 + the signal that stopped edgekit, as shells report it: 130 for Ctrl-C (SIGINT),
+    143 for SIGTERM, 129 for SIGHUP."""
+    return 128 + _interrupt_signal if _interrupt_signal else INTERRUPTED
 
 
 def is_interrupt(exc: BaseException) -> bool:
@@ -112,3 +131,16 @@ def require(module: str, extra: str, what: str | None = None):
             f"{what or module} is needed here but could not be imported ({exc}).",
             f"Install it with: pip install 'edgekit[{extra}]'",
         ) from exc
+
+
+def error_for_kind(kind: str, message: str, hint: str | None = None) -> EdgekitError:
+    """Rebuild an error from its JSON `kind` (another process's payload) with the same class and
+    exit code; an unknown kind becomes CheckFailed (exit 1)."""
+    classes = {}
+    todo = [EdgekitError]
+    while todo:
+        cls = todo.pop()
+        if "kind" in vars(cls):  # a subclass that does not name its own kind is not its parent's
+            classes.setdefault(cls.kind, cls)
+        todo.extend(cls.__subclasses__())
+    return classes.get(kind, CheckFailed)(message, hint)

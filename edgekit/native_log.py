@@ -9,6 +9,22 @@ import sys
 import tempfile
 
 
+QUIET_LOGGERS = ("torchao", "torch.utils._pytree", "executorch", "litert_torch", "absl")
+
+
+def quiet_framework_logs() -> None:
+    """Keep the frameworks' start-up chatter off the terminal (everything but --debug): TensorFlow's
+    C++ log levels through the environment (inherited by child processes), and the import-time
+    notices of the PyTorch stack (torchao's optional CUDA kernels, torch's pytree deprecations)."""
+    import logging
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
 class NativeLog:
     """What native code wrote to fd 2 inside `capture_native_stderr` (`text`, set on exit)."""
 

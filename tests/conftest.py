@@ -88,6 +88,11 @@ def run_cli(*args, cwd=None) -> CliResult:
     out, err = io.StringIO(), io.StringIO()
     code = 0
     old = Path.cwd()
+    # In-process runs keep the frameworks this session already imported: converting in a child
+    # (edgekit.isolation, the default) would import them again for every test. The child path
+    # itself is tested through real processes (tests/test_isolation.py).
+    isolate = os.environ.get("EDGEKIT_ISOLATE")
+    os.environ.setdefault("EDGEKIT_ISOLATE", "0")
     try:
         if cwd:
             os.chdir(cwd)
@@ -98,6 +103,8 @@ def run_cli(*args, cwd=None) -> CliResult:
                 code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     finally:
         os.chdir(old)
+        if isolate is None:
+            os.environ.pop("EDGEKIT_ISOLATE", None)
     return CliResult(code, out.getvalue(), err.getvalue())
 
 
