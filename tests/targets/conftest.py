@@ -82,9 +82,9 @@ def cumsum_tflite(tmp_path_factory):
 
 # -- a real sshd ---------------------------------------------------------------------------------
 
-def _free_port() -> int:
+def _free_port(address: str = "127.0.0.1") -> int:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((address, 0))
         return s.getsockname()[1]
 
 
@@ -94,18 +94,23 @@ def _keygen(path: Path) -> str:
 
 
 class Sshd:
-    def __init__(self, root: Path):
+    """A real sshd: ADDRESS it listens on (any 127.0.0.0/8 address), SFTP whether it offers the
+    sftp subsystem (False: like many Dropbear builds), LOG_LEVEL its LogLevel (DEBUG1 logs each
+    direct-tcpip forward, which shows a connection went through it as a jump host)."""
+
+    def __init__(self, root: Path, address: str = "127.0.0.1", sftp: bool = True, log_level: str = "VERBOSE"):
         self.root = root
+        self.address = address
         self.board_tmp = root / "board-tmp"  # the board's $TMPDIR, where edgekit-* folders go
         self.board_tmp.mkdir()
-        self.port = _free_port()
+        self.port = _free_port(address)
         self.user = _user()
         self.host_pub = _keygen(root / "host_ed25519")
         self.user_key = root / "user_ed25519"
         (root / "authorized_keys").write_text(_keygen(self.user_key) + "\n")
         (root / "sshd_config").write_text(f"""
 Port {self.port}
-ListenAddress 127.0.0.1
+ListenAddress {address}
 HostKey {root}/host_ed25519
 PidFile {root}/sshd.pid
 AuthorizedKeysFile {root}/authorized_keys
@@ -116,8 +121,8 @@ PermitRootLogin prohibit-password
 UsePAM no
 StrictModes no
 SetEnv TMPDIR={self.board_tmp}
-Subsystem sftp internal-sftp
-LogLevel VERBOSE
+{"Subsystem sftp internal-sftp" if sftp else ""}
+LogLevel {log_level}
 """)
         Path("/run/sshd").mkdir(parents=True, exist_ok=True) if os.geteuid() == 0 else None
         self.log = open(root / "sshd.log", "w")
@@ -126,7 +131,7 @@ LogLevel VERBOSE
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                socket.create_connection((address, self.port), timeout=0.2).close()
                 return
             except OSError:
                 if self.proc.poll() is not None:
@@ -156,6 +161,15 @@ LogLevel VERBOSE
                 pass  # exited meanwhile: nothing to kill
         return out
 
+    def log_text(self) -> str:
+        """What sshd logged so far."""
+        self.log.flush()
+        return (self.root / "sshd.log").read_text()
+
+    def known_hosts_line(self) -> str:
+        """This server's known_hosts entry."""
+        return f"[{self.address}]:{self.port} {' '.join(self.host_pub.split()[:2])}"
+
     def leftovers(self) -> list[str]:
         return sorted(p.name for p in self.board_tmp.glob("edgekit-*"))
 
@@ -179,6 +193,30 @@ def sshd(tmp_path_factory):
     if not os.path.exists(SSHD):
         pytest.fail("OpenSSH server not installed: run scripts/system-deps.sh (apt-get install openssh-server)")
     server = Sshd(tmp_path_factory.mktemp("sshd"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def sshd_nosftp(tmp_path_factory):
+    """A real sshd whose config has no `Subsystem sftp` line (paramiko's open_sftp fails)."""
+    server = Sshd(tmp_path_factory.mktemp("sshd-nosftp"), sftp=False)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def jump_sshd(tmp_path_factory):
+    """A real sshd on 127.0.0.1 used as a ProxyJump host; LogLevel DEBUG1 records each forward."""
+    server = Sshd(tmp_path_factory.mktemp("sshd-jump"), log_level="DEBUG1")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def inner_sshd(tmp_path_factory):
+    """A real sshd on 127.0.0.2: the board behind the jump host."""
+    server = Sshd(tmp_path_factory.mktemp("sshd-inner"), address="127.0.0.2")
     yield server
     server.stop()
 
