@@ -211,7 +211,13 @@ class _forward_signals:
 
 
 def _stop(proc) -> None:
-    """Let an interrupted child finish its own cleanup, then make sure it is gone."""
+    """Interrupt the child (it cleans up as on Ctrl-C; a terminal's Ctrl-C may already have
+    reached it, a signal sent to edgekit alone has not), let it finish, then make sure it is gone."""
+    if proc.poll() is None:
+        try:
+            proc.send_signal(signal.SIGINT)
+        except OSError:
+            pass
     deadline = time.monotonic() + GRACE_S
     while proc.poll() is None and time.monotonic() < deadline:
         try:
