@@ -24,8 +24,23 @@ INSTALL = {"numpy": "numpy", "tflite": "ai-edge-litert", "edgetpu": "ai-edge-lit
 
 
 def install_hint(fmt: str) -> str:
-    """The pip line that installs FORMAT's runtime for this Python."""
-    return f"{sys.executable} -m pip install {INSTALL.get(fmt, fmt)}"
+    """The pip line that installs FORMAT's runtime ("tflite", "executorch", "torchscript", "onnx",
+    "numpy" ...) for this Python (sys.executable); a shell line, nothing is run.
+
+    torch is pinned to the version edgekit[torch] pins (2.13.0, which executorch 1.5.1's native
+    module links against) and taken from PyTorch's CPU-only index with --index-url, not
+    --extra-index-url: torch 2.13's PyPI wheels pull CUDA packages (GBs) on x86_64 and aarch64,
+    and PyTorch's aarch64 CPU wheels carry no +cpu suffix, so with both indexes pip could pick the
+    PyPI one. executorch declares no torch requirement, so it comes from PyPI afterwards (pinned
+    to the version that exports the host's .pte files) without touching that torch."""
+    torch, executorch = "2.13.0", "1.5.1"  # edgekit[torch] in pyproject.toml
+    pip = f"{sys.executable} -m pip install"
+    cpu_torch = f"{pip} torch=={torch} --index-url https://download.pytorch.org/whl/cpu"
+    if fmt == "torchscript":
+        return cpu_torch
+    if fmt == "executorch":
+        return f"{cpu_torch} && {pip} executorch=={executorch}"
+    return f"{pip} {INSTALL.get(fmt, fmt)}"
 
 
 def _read(path):

@@ -97,6 +97,24 @@ def test_missing_runtime_on_board(cli, sshd, ssh_home, bare_python, digits_tflit
     assert res["missing"]["tflite"] == f"{bare_python} -m pip install ai-edge-litert"
 
 
+def test_missing_executorch_on_board_gives_a_cpu_only_pinned_line(cli, sshd, ssh_home, bare_python, digits_pte):
+    """A board without ExecuTorch: exit 4 with a pip line that cannot pull a CUDA torch (CPU-only
+    index, pinned to the torch executorch links against) and the executorch that wrote the .pte."""
+    r = cli("profile", digits_pte, "--target", _board(bare_python), "--runs", "3")
+    assert r.exit_code == 4, r
+    assert "Traceback" not in r.stderr
+    line = (f"{bare_python} -m pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu && "
+            f"{bare_python} -m pip install executorch==1.5.1")
+    assert line in r.stderr.replace("\n  ", " "), r.stderr
+    assert sshd.leftovers() == []
+    r = cli("devices", "check", _board(bare_python), "--json")
+    assert r.exit_code == 0, r
+    missing = r.json()["missing"]
+    assert missing["executorch"] == line
+    assert missing["torchscript"] == f"{bare_python} -m pip install torch==2.13.0 --index-url " \
+                                     "https://download.pytorch.org/whl/cpu"
+
+
 def test_missing_python_on_board(cli, sshd, ssh_home, digits_tflite):
     r = cli("profile", digits_tflite, "--target", _board("/nonexistent/python3"), "--runs", "3")
     assert r.exit_code == 4, r
