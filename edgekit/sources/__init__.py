@@ -13,7 +13,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..artifacts import file_sha256, path_size
-from ..errors import BadInput
+from ..errors import BadInput, MissingDependency
 from ..specs import TensorSpec
 
 
@@ -156,6 +156,29 @@ def _split_factory(spec: str):
     return target, func
 
 
+# A framework a factory may import → (what it is, the edgekit extra that installs it).
+FRAMEWORK_EXTRAS = {"torch": ("PyTorch", "torch"), "executorch": ("ExecuTorch", "torch"),
+                    "torchao": ("torchao", "torch"), "tensorflow": ("TensorFlow", "tf"), "keras": ("Keras", "tf"),
+                    "onnx": ("ONNX", "onnx"), "onnxruntime": ("ONNX Runtime", "onnx")}
+
+
+def _missing_framework(exc: BaseException, origin: str) -> MissingDependency | None:
+    """MissingDependency (exit 3, with the `pip install 'edgekit[EXTRA]'` line) when EXC, or what
+    caused it, is a framework edgekit installs as an extra failing to import while ORIGIN (the
+    factory file or module) ran; None for any other error (the factory's own bug)."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        name = getattr(exc, "name", None) if isinstance(exc, ImportError) else None
+        top = (name or "").split(".")[0]
+        if top in FRAMEWORK_EXTRAS:
+            what, extra = FRAMEWORK_EXTRAS[top]
+            return MissingDependency(f"{origin} needs {what}, which is not installed here ({exc}).",
+                                     f"Install it with: pip install 'edgekit[{extra}]'")
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
 def _call_factory(target: str, func: str, weights=None):
     if target.endswith(".py"):
         path = Path(target)
@@ -168,7 +191,7 @@ def _call_factory(target: str, func: str, weights=None):
         try:
             spec.loader.exec_module(module)
         except Exception as exc:
-            raise BadInput(
+            raise _missing_framework(exc, str(path)) or BadInput(
                 f"Importing {path} failed: {type(exc).__name__}: {exc}",
                 "Fix the error in that file (run it with python to see the full traceback, or add --debug).",
             ) from exc
@@ -179,7 +202,7 @@ def _call_factory(target: str, func: str, weights=None):
         try:
             module = importlib.import_module(target)
         except ImportError as exc:
-            raise BadInput(
+            raise _missing_framework(exc, target) or BadInput(
                 f"Cannot import the module {target!r}: {exc}.",
                 "Pass file.py:function for a file, or install the package that provides the module.",
             ) from exc
@@ -207,7 +230,7 @@ def _call_factory(target: str, func: str, weights=None):
     try:
         return fn(), origin_file
     except Exception as exc:
-        raise BadInput(
+        raise _missing_framework(exc, f"{target}:{func}()") or BadInput(
             f"{target}:{func}() raised {type(exc).__name__}: {exc}",
             "Fix the factory (add --debug for the traceback).",
         ) from exc
