@@ -95,11 +95,21 @@ class Artifact:
 
     def write_manifest(self) -> Path:
         """Write `to_dict()` (with `artifact` as the bare file name, so the manifest travels with
-        its file) to `manifest_path` atomically; return that path."""
-        data = self.to_dict()
-        data["artifact"] = self.path.name  # relative: the manifest travels with its file
-        with atomic_output(self.manifest_path) as tmp:
-            tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
+        its file) to `manifest_path` atomically; return that path. When the manifest cannot be
+        written (disk full), the artifact `atomic_output` just renamed is undone (the previous file
+        put back, or the new one removed) and the error propagates: the two land as a pair."""
+        backup = _PREVIOUS.pop(Path(self.path), False)
+        try:
+            data = self.to_dict()
+            data["artifact"] = self.path.name  # relative: the manifest travels with its file
+            with atomic_output(self.manifest_path) as tmp:
+                tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
+        except BaseException:
+            _restore_previous(Path(self.path), backup)  # artifact and manifest land together or not at all
+            raise
+        if backup:
+            with contextlib.suppress(OSError):
+                backup.unlink()
         return self.manifest_path
 
 
@@ -151,15 +161,28 @@ def path_size(path: str | os.PathLike) -> int:
 
 
 def check_writable(dest: Path) -> None:
-    """Fail before hours of work, not after: the destination folder must accept a new file."""
+    """Fail before hours of work, not after: DEST must be a name the system accepts (each part at
+    most NAME_MAX bytes, the whole under PATH_MAX), not an existing folder, in an existing folder
+    that accepts a new file. Raises BadInput (exit 2) naming the problem."""
+    dest = Path(dest)
     folder = dest.parent
+    name_max, path_max = _name_limits(folder)
+    too_long = [part for part in dest.parts if len(os.fsencode(part)) > name_max]
+    if too_long:
+        raise BadInput(f"The output name {too_long[0][:40]}… is {len(os.fsencode(too_long[0]))} bytes; this "
+                       f"file system allows {name_max} per name.", "Choose a shorter name with -o.")
+    if len(os.fsencode(str(dest))) >= path_max:
+        raise BadInput(f"The output path is {len(os.fsencode(str(dest)))} bytes; the system allows {path_max - 1}.",
+                       "Choose a shorter path with -o.")
+    if dest.is_dir():
+        raise BadInput(f"The output {dest} is a folder.", f"Name a file inside it, e.g. -o {dest / 'model'}<suffix>.")
     if not folder.is_dir():
         raise BadInput(
             f"The output folder {folder} does not exist.",
             f"Create it (mkdir -p {folder}) or choose another path with -o.",
         )
     try:
-        fd, probe = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".probe", dir=folder)
+        fd, probe = tempfile.mkstemp(prefix=_temp_prefix(dest, ".probe"), suffix=".probe", dir=folder)
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
@@ -169,23 +192,87 @@ def check_writable(dest: Path) -> None:
         ) from exc
 
 
+def _name_limits(folder: Path) -> tuple[int, int]:
+    """(NAME_MAX, PATH_MAX) of FOLDER's file system (255, 4096 when the system does not say)."""
+    try:
+        return os.pathconf(folder, "PC_NAME_MAX"), os.pathconf(folder, "PC_PATH_MAX")
+    except (OSError, ValueError, AttributeError):
+        return 255, 4096
+
+
+def _temp_prefix(dest: Path, suffix: str) -> str:
+    """The `.NAME.` prefix of a temporary file beside DEST, shortened (NAME cut) when the whole
+    temporary name, with mkstemp's 8 random characters and SUFFIX, would exceed NAME_MAX (255
+    bytes): a legal 247-byte output name must not be refused because of its temporary name."""
+    room = 255 - 2 - 8 - len(os.fsencode(suffix))
+    name = os.fsencode(dest.name)
+    if len(name) > room:
+        name = name[: max(room, 1)]
+    return "." + name.decode(errors="ignore") + "."
+
+
+_PREVIOUS: dict = {}  # artifact path → hard link to the file it replaced (None: there was none)
+
+
 @contextlib.contextmanager
 def atomic_output(dest: str | os.PathLike):
     """Yield a temporary path in dest's folder; rename it to dest only if the block succeeds.
 
     An exception or Ctrl-C inside the block removes the temporary file, so an interrupted run
-    never leaves a truncated model behind.
+    never leaves a truncated model behind. The temporary name never exceeds NAME_MAX (255 bytes).
+    For an artifact (a suffix of FORMATS) the file it replaces is kept as a hard link until
+    `Artifact.write_manifest` lands the manifest: artifact and manifest land as a pair (if the
+    manifest cannot be written, the previous artifact, or none, is put back).
+    An OSError writing the temporary file (disk full) is raised naming DEST, not the temporary.
     """
     dest = Path(dest)
     # The temporary name keeps the real suffix, so runtimes can open it before the rename.
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=f".partial{dest.suffix}", dir=dest.parent)
+    suffix = f".partial{dest.suffix}" if len(dest.suffix) <= 16 else ".partial"
+    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(dest, suffix), suffix=suffix, dir=dest.parent)
     os.close(fd)
     tmp_path = Path(tmp)
+    backup = False
     try:
         yield tmp_path
         os.chmod(tmp_path, 0o644)
+        if dest.suffix.lower() in FORMATS:
+            backup = _PREVIOUS[dest] = _keep_previous(dest)
         os.replace(tmp_path, dest)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp_path.unlink()
+        if backup is not False:  # the rename itself failed: dest is untouched, drop the link
+            _PREVIOUS.pop(dest, None)
+            with contextlib.suppress(OSError, TypeError):
+                backup.unlink()
+        if exc.filename is not None and Path(exc.filename) == tmp_path:
+            raise OSError(exc.errno, exc.strerror, str(dest)) from exc
+        raise
     except BaseException:
         with contextlib.suppress(OSError):
             tmp_path.unlink()
         raise
+
+
+def _keep_previous(dest: Path) -> Path | None:
+    """A hard link to the current DEST (None when there is none or links are not supported)."""
+    if not dest.is_file():
+        return None
+    backup = Path(tempfile.mktemp(prefix=_temp_prefix(dest, ".previous"), suffix=".previous", dir=dest.parent))
+    try:
+        os.link(dest, backup)
+    except OSError:
+        return None
+    return backup
+
+
+def _restore_previous(dest: Path, backup) -> None:
+    """Undo an artifact's rename: put BACKUP (from _keep_previous) back at DEST, or remove DEST
+    when it replaced nothing (BACKUP None). BACKUP False: nothing was renamed, nothing to undo."""
+    if backup is False:
+        return
+    with contextlib.suppress(OSError):
+        if backup is None:
+            dest.unlink()
+        else:
+            os.replace(backup, dest)

@@ -229,5 +229,5 @@ def raise_for_parity(result: dict) -> None:
     if p and not p["passed"]:
         raise CheckFailed(
             f"Parity check failed for {result['artifact']} (files written).",
-            "See the table above; pass real --data, relax thresholds knowingly, or choose a gentler --quantize.",
+            "See the table above; pass real --data, relax thresholds knowingly" + (", or choose a gentler --quantize." if result.get("recipe", "none") != "none" else "; an unquantized build that differs points at the converter: try another --to format."),
         )

@@ -85,31 +85,76 @@ def cli(debug, quiet, verbose):
 
 def main(argv=None):
     """Run `edgekit ARGV` (default: sys.argv[1:]) and exit with its code: 0 ok, 1 a check
-    failed (CheckFailed), 2 usage or bad input (BadInput, click usage errors), 3 a missing
+    failed (CheckFailed) or edgekit hit a bug, 2 usage or bad input (BadInput, click usage
+    errors, and an OSError on a file: disk full, a name too long, permission denied), 3 a missing
     dependency, 4 an unreachable target, 128+signal when interrupted (130 Ctrl-C, 143 SIGTERM,
-    129 SIGHUP). Errors print as
-    "error: MESSAGE" plus a hint on stderr; --debug adds the traceback. Exceptions that are not
-    edgekit's propagate (a bug)."""
+    129 SIGHUP).
+
+    This is edgekit's one error boundary: every failure prints ONE paragraph on stderr,
+    "error: MESSAGE" plus a hint, and no traceback unless --debug. An exception that is not an
+    EdgekitError is described too (`unexpected_error`) instead of escaping as a traceback. With
+    --json, the error is also printed on stdout as {"error": {message, hint, exit_code, kind}}.
+    """
     watch_ctrl_c()
+    args = list(sys.argv[1:] if argv is None else argv)
     try:
-        cli.main(args=argv, prog_name="edgekit", standalone_mode=False)
+        cli.main(args=args, prog_name="edgekit", standalone_mode=False)
     except (Exception, KeyboardInterrupt) as exc:
         if isinstance(exc, click.exceptions.Exit):
             sys.exit(exc.exit_code)
         interrupted = is_interrupt(exc) or isinstance(exc, click.exceptions.Abort)
         if not interrupted and isinstance(exc, click.ClickException):
             exc.show()
+            _json_error(args, EdgekitError(exc.format_message()), exc.exit_code)
             sys.exit(exc.exit_code)
-        if not interrupted and not isinstance(exc, EdgekitError):
-            raise
         if STATE.debug:
             import traceback
 
             traceback.print_exc()
         if interrupted:
             exc = EdgekitError(STATE.interrupted_note)
+        elif not isinstance(exc, EdgekitError):
+            exc = unexpected_error(exc)
+        code = interrupt_exit_code() if interrupted else exc.exit_code
         _print_error(exc)
-        sys.exit(interrupt_exit_code() if interrupted else exc.exit_code)
+        _json_error(args, exc, code)
+        sys.exit(code)
+
+
+def unexpected_error(exc: BaseException) -> EdgekitError:
+    """The EdgekitError shown for an exception edgekit did not raise on purpose.
+
+    An OSError naming a file (disk full, a name too long, a folder where a file was expected,
+    permission denied) is about a path the user gave or the disk it lives on: BadInput, exit 2,
+    naming the file and the errno's meaning. Anything else is a bug: exit 1, asking for a rerun
+    with --debug and a report."""
+    import errno as errno_mod
+    import os
+
+    if isinstance(exc, OSError) and exc.errno is not None:
+        from .errors import BadInput
+
+        what = os.strerror(exc.errno)
+        name = errno_mod.errorcode.get(exc.errno, str(exc.errno))
+        files = " → ".join(str(f) for f in (exc.filename, exc.filename2) if f is not None)
+        where = f" on {files}" if files else ""
+        hints = {
+            errno_mod.ENOSPC: "Free disk space (or choose another folder with -o) and rerun; nothing partial was kept.",
+            errno_mod.EDQUOT: "Free space within your quota (or choose another folder with -o) and rerun.",
+            errno_mod.ENAMETOOLONG: "Choose a shorter path or file name (at most 255 bytes per name).",
+            errno_mod.EISDIR: "Name a file, not a folder (e.g. -o FOLDER/model.tflite).",
+            errno_mod.EACCES: "Choose a location you can write to, or fix the permissions.",
+            errno_mod.EROFS: "The file system is read-only: choose another location with -o.",
+        }
+        return BadInput(f"{what} ({name}){where}.",
+                        hints.get(exc.errno, "Check that path (and the disk it is on), then rerun."))
+    text = str(exc).strip().splitlines()
+    detail = f": {text[0]}" if text else ""
+    err = EdgekitError(f"edgekit hit an unexpected {type(exc).__name__}{detail}.",
+                       "This is a bug: rerun with --debug for the traceback and report it.")
+    err.exit_code = 1
+    err.kind = "bug"
+    return err
 
 
 def _print_error(exc: EdgekitError) -> None:
@@ -117,3 +162,10 @@ def _print_error(exc: EdgekitError) -> None:
     if exc.hint:
         msg += f"\n  {exc.hint}"
     click.echo(msg, err=True)
+
+
+def _json_error(args: list, exc: EdgekitError, code: int) -> None:
+    """With --json among ARGS, print {"error": {message, hint, exit_code, kind}} on stdout."""
+    if "--json" not in args:
+        return
+    emit_json({"error": {"message": exc.message, "hint": exc.hint, "exit_code": code, "kind": exc.kind}})

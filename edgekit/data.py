@@ -111,6 +111,9 @@ def load_samples(
     path = Path(data)
     if not path.exists():
         raise BadInput(f"The {what} file {path} does not exist.", "Check the path.")
+    from .limits import readable_input
+
+    readable_input(path, f"The {what}")  # a FIFO or a device would block or never end
     if path.is_dir():
         samples = _load_images(path, specs, what)
     elif path.suffix == ".npy":
@@ -176,7 +179,15 @@ def _load_npz(path: Path, specs, what) -> Samples:
 
 
 def _add_batch(arr: np.ndarray, spec: TensorSpec) -> np.ndarray:
-    """Accept a single sample (spec rank) or a stack of samples (spec rank, batch axis = N)."""
+    """Accept a single sample (spec rank) or a stack of samples (spec rank, batch axis = N).
+    Raises BadInput (exit 2) for a member that is not an array (raw bytes in an .npz) or a
+    0-d scalar."""
+    if not isinstance(arr, np.ndarray):
+        raise BadInput(f"The data for input {spec.name!r} is not a numpy array (a {type(arr).__name__} "
+                       "member, not written by numpy.save).", "Write the data with numpy.save / numpy.savez.")
+    if arr.ndim == 0:
+        raise BadInput(f"The data for input {spec.name!r} is a single number, not an array of samples.",
+                       f"Give an array of shape (N, {', '.join(map(str, spec.shape[1:]))}).")
     if arr.ndim == len(spec.shape) - 1:
         return arr[None]
     return arr
@@ -247,7 +258,9 @@ def _check(samples: Samples, specs, path, what, allow_nan) -> None:
             raise BadInput(f"The {what} {path} has different sample counts per input.", "Give each input N samples.")
         if len(arr) == 0:
             raise BadInput(f"The {what} {path} has no samples.", "Give at least one.")
-    if samples.labels is not None and len(samples.labels) != n:
+    if samples.labels is not None and (not isinstance(samples.labels, np.ndarray) or samples.labels.ndim == 0
+                                       or len(samples.labels) != n):
         raise BadInput(
-            f"The {what} {path} has {len(samples.labels)} labels for {n} samples.", "Give one label per sample."
+            f"The {what} {path} has {np.size(samples.labels) if isinstance(samples.labels, np.ndarray) else 'no array of'} "
+            f"labels for {n} samples.", "Give one label per sample (an array under the key 'labels')."
         )

@@ -19,10 +19,12 @@ checked against it by tests/test_registries.py).
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import BadInput
+from .limits import LIMITS, limit
 
 BUDGETS = {
     "size_mb": "artifact size in MB (10^6 bytes), at most",
@@ -94,13 +96,18 @@ class _Located:
     def __init__(self, path: Path):
         import yaml
 
+        from .limits import regular_file
+
         self.path = path
+        regular_file(path, "The pipeline file", "max_pipeline_bytes")
         try:
             text = path.read_text()
-        except OSError as exc:
-            raise BadInput(f"Cannot read the pipeline file {path}: {exc.strerror}.", "Check the path.") from exc
+        except (OSError, UnicodeDecodeError) as exc:
+            raise BadInput(f"Cannot read the pipeline file {path}: {getattr(exc, 'strerror', None) or exc}.",
+                           "Check the path; the file must be UTF-8 text.") from exc
         try:
             self.node = yaml.compose(text, Loader=yaml.SafeLoader)
+            _check_graph(path, self.node)  # before anything walks it: aliases can loop or multiply
             self.data = yaml.safe_load(text)
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
@@ -112,6 +119,7 @@ class _Located:
             self._index(self.node, ())
 
     def _index(self, node, at: tuple):
+        """Record the line of every key path under NODE (bounded by _check_graph)."""
         import yaml
 
         self.lines.setdefault(at, node.start_mark.line + 1)
@@ -127,6 +135,48 @@ class _Located:
         line = self.lines.get(at) or self.lines.get(at[:-1]) or 1
         key = ".".join(str(p) for p in at) or "(top level)"
         return BadInput(f"{self.path}:{line}: {key}: {message}", hint)
+
+
+def _check_graph(path: Path, root) -> None:
+    """Refuse a YAML node graph that loops (an alias inside its own anchor: `a: &a [*a]`) or
+    whose aliases expand past the `max_yaml_nodes` limit (a "billion laughs" file: a few lines
+    that PyYAML's safe loader accepts, since it shares aliased nodes, but that any walk over the
+    values multiplies). Counts expanded nodes without expanding (memoized per node).
+    Raises BadInput (exit 2) naming the line of the alias and the limit."""
+    import yaml
+
+    from .limits import LIMITS, limit
+
+    bound, sizes, active = limit("max_yaml_nodes"), {}, set()
+
+    def size(node) -> int:
+        if id(node) in sizes:
+            return sizes[id(node)]
+        if id(node) in active:
+            raise BadInput(f"{path}:{node.start_mark.line + 1}: an alias refers to the node that contains it "
+                           "(a loop); edgekit cannot use a self-referring value.",
+                           "Replace the alias (*name) by the values it stands for.")
+        active.add(id(node))
+        children = []
+        if isinstance(node, yaml.MappingNode):
+            children = [c for kv in node.value for c in kv]
+        elif isinstance(node, yaml.SequenceNode):
+            children = node.value
+        n = 1
+        for c in children:
+            n += size(c)
+            if n > bound:
+                raise BadInput(f"{path}: its aliases expand to over {bound:,} values, edgekit's limit "
+                               f"({LIMITS['max_yaml_nodes'][1]}).", "Write the values out instead of nesting aliases.")
+        active.discard(id(node))
+        sizes[id(node)] = n
+        return n
+
+    if root is not None:
+        try:
+            size(root)
+        except RecursionError:
+            raise BadInput(f"{path}: nested too deeply to read.", "Flatten the file (a few levels are enough).") from None
 
 
 def load(path: str | Path) -> Pipeline:
@@ -171,6 +221,9 @@ def load(path: str | Path) -> Pipeline:
     for key in ("runs", "warmup", "threads", "samples"):
         if key in d and (not isinstance(d[key], int) or isinstance(d[key], bool) or d[key] < (0 if key == "warmup" else 1)):
             raise src.error((key,), f"must be a positive whole number, not {d[key]!r}.", f"{key}: 10")
+        if key in ("runs", "warmup") and key in d and d[key] > limit(f"max_{key}"):
+            raise src.error((key,), f"{d[key]:,} exceeds edgekit's limit of {limit(f'max_{key}'):,} "
+                            f"({LIMITS[f'max_{key}'][1]}).", f"{key}: 50")
     return Pipeline(
         path=path.resolve(), model=model, builds=builds, targets=targets, budgets=budgets,
         data=rel(_opt_str(src, d, "data", ())), calibration=rel(_opt_str(src, d, "calibration", ())),
@@ -263,6 +316,12 @@ def _builds(src, v, targets, rel) -> list[BuildSpec]:
         _unknown(src, m, BUILD_KEYS - {"name", "budgets"}, at + ("matrix",))
         keys = list(m)
         values = [m[k] if isinstance(m[k], list) else [m[k]] for k in keys]
+        count = math.prod(len(x) for x in values)
+        if count > limit("max_builds") or not count:
+            raise src.error(at + ("matrix",), f"expands to {count:,} builds; edgekit's limit is "
+                            f"{limit('max_builds'):,} per pipeline file ({LIMITS['max_builds'][1]})." if count else
+                            "a list in the matrix is empty, so it expands to no build.",
+                            "Shorten the lists, or split the matrix into several pipeline files.")
         items = []
         for combo in itertools.product(*values):
             opts = dict(zip(keys, combo))
@@ -271,6 +330,9 @@ def _builds(src, v, targets, rel) -> list[BuildSpec]:
                 opts["budgets"] = v["budgets"]
             items.append((opts, at + ("matrix",)))
     elif isinstance(v, list) and v:
+        if len(v) > limit("max_builds"):
+            raise src.error(at, f"lists {len(v):,} builds; edgekit's limit is {limit('max_builds'):,} per pipeline "
+                            "file.", "Split the builds into several pipeline files.")
         items = [(b, at + (i,)) for i, b in enumerate(v)]
     else:
         raise src.error(at, "must be a non-empty list of builds or a {matrix: ...}.", "builds:\n  - {name: fp32, to: tflite}")

@@ -21,17 +21,40 @@ def write_all(report: dict, out_dir: Path) -> dict:
 
 
 def load_report(path) -> dict:
-    from .errors import BadInput
+    """Read the run report PATH (the report.json `edgekit run` wrote) for re-rendering.
 
-    p = Path(path)
+    PATH must be a regular file (not a FIFO or /dev/zero) of at most the `max_report_bytes`
+    limit (edgekit.limits), valid JSON, of kind "run", with the keys RunReport requires and each
+    build with the keys BuildResult requires (edgekit.results, from schemas/report.schema.json).
+    Returns the report dict. Raises BadInput (exit 2) naming the first problem."""
+    from .errors import BadInput
+    from .limits import regular_file
+    from .results import BuildResult, RunReport
+
+    hint = "Pass the report.json that `edgekit run` wrote."
+    p = regular_file(path, "The report", "max_report_bytes", hint)
     try:
         report = json.loads(p.read_text())
     except OSError as exc:
-        raise BadInput(f"Cannot read {p}: {exc.strerror}.", "Pass the report.json that `edgekit run` wrote.") from exc
-    except ValueError as exc:
-        raise BadInput(f"{p} is not valid JSON ({exc}).", "Pass the report.json that `edgekit run` wrote.") from exc
+        raise BadInput(f"Cannot read {p}: {exc.strerror}.", hint) from exc
+    except ValueError as exc:  # UnicodeDecodeError included
+        raise BadInput(f"{p} is not valid JSON ({exc}).", hint) from exc
+    except RecursionError:
+        raise BadInput(f"{p} is nested too deeply to be a report.", hint) from None
     if not isinstance(report, dict) or report.get("kind") != "run" or "builds" not in report:
-        raise BadInput(f"{p} is not an edgekit run report.", "Pass the report.json that `edgekit run` wrote.")
+        raise BadInput(f"{p} is not an edgekit run report.", hint)
+    missing = [k for k in RunReport._REQUIRED if k not in report]
+    if missing or not isinstance(report["builds"], list):
+        raise BadInput(f"{p} is an incomplete run report: " +
+                       (f"missing {', '.join(missing)}." if missing else "`builds` is not a list."), hint)
+    for i, b in enumerate(report["builds"]):
+        gone = [k for k in BuildResult._REQUIRED if not isinstance(b, dict) or k not in b]
+        if not gone and not (isinstance(b["options"], dict) and {"to", "quantize"} <= set(b["options"])):
+            gone = ["options.to/quantize"]
+        if not gone and not (isinstance(b["profiles"], list) and isinstance(b["budgets"], list)):
+            gone = ["profiles/budgets as lists"]
+        if gone:
+            raise BadInput(f"{p} is an incomplete run report: build {i + 1} lacks {', '.join(gone)}.", hint)
     return report
 
 

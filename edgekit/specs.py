@@ -66,7 +66,10 @@ _SHAPE = re.compile(r"^\s*(?:(?P<name>[^=]+)=)?(?P<dims>\d+(?:\s*[x,]\s*\d+)*)\s
 
 
 def parse_shape(text: str) -> tuple[str | None, tuple[int, ...]]:
-    """'image=1x224x224x3' → ('image', (1, 224, 224, 3)); '1,3,8,8' → (None, (1, 3, 8, 8))."""
+    """'image=1x224x224x3' → ('image', (1, 224, 224, 3)); '1,3,8,8' → (None, (1, 3, 8, 8)).
+
+    Raises BadInput (exit 2) for text of another form, a zero dimension, or a shape over the
+    `max_input_elements` limit (edgekit.limits)."""
     m = _SHAPE.match(text or "")
     if not m:
         raise BadInput(
@@ -78,6 +81,9 @@ def parse_shape(text: str) -> tuple[str | None, tuple[int, ...]]:
     if any(d <= 0 for d in dims):
         raise BadInput(f"The shape {text!r} has a zero dimension.", "Every dimension must be ≥ 1.")
     name = m["name"].strip() if m["name"] else None
+    from .limits import check_shape_size
+
+    check_shape_size(name or "(first input)", dims)  # 1x3x100000x100000 would exhaust memory later
     return name, dims
 
 

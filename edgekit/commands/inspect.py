@@ -25,7 +25,14 @@ def inspect_command(model, edgetpu, require_full, as_json):
         raise click.UsageError("Say what to inspect: --edgetpu.")
     from edgekit.edgetpu_compat import analyze
     from edgekit.errors import CheckFailed
+    from edgekit.integrity import check_structure
+    from edgekit.limits import regular_file
     from edgekit.report import print_inspect_edgetpu
+
+    regular_file(model, "The model", hint="Pass the .tflite to inspect.")  # not a FIFO, device or folder
+    with open(model, "rb") as f:
+        if f.read(8)[4:8] == b"TFL3":  # a flatbuffer: check it is whole (analyze names other files)
+            check_structure(model)  # a truncated .tflite is refused here, as profile and validate refuse it
 
     result = show(as_json, lambda con: {"schema_version": 1, "kind": "inspect-edgetpu", **analyze(model)},
                   lambda con, result: print_inspect_edgetpu(con, result, model))

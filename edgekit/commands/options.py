@@ -128,3 +128,39 @@ def target_option(default: str | None = "host", prefix: str = "Where to run: ", 
     """
     return click.option("--target", "-t", default=default, show_default=default is not None, metavar="TARGET",
                         cls=LazyHelpOption, help=lambda: prefix + target_forms(default) + suffix)
+
+
+def within_limit(name: str):
+    """A click callback refusing a count over limit NAME of edgekit.limits.LIMITS ("max_runs" ...)
+    with BadInput (exit 2) naming the limit; None passes through."""
+    def check(ctx, param, value):
+        if value is None:
+            return value
+        from edgekit.limits import check_count
+
+        return check_count(value, name, f"--{param.name} {value:,}")
+    return check
+
+
+# threshold option → (lowest, highest) accepted; None: unbounded on that side
+THRESHOLD_RANGES = {"min_psnr": (None, None), "max_abs": (0.0, None), "min_cosine": (-1.0, 1.0),
+                    "min_top1_agreement": (0.0, 1.0), "max_accuracy_drop": (0.0, 1.0)}
+
+
+def check_threshold(ctx, param, value):
+    """A click callback for a parity threshold: a finite number within THRESHOLD_RANGES (a
+    cosine within [-1, 1], a share within [0, 1]); raises BadInput (exit 2) otherwise."""
+    import math
+
+    if value is None:
+        return value
+    lo, hi = THRESHOLD_RANGES.get(param.name, (None, None))
+    flag = "--" + param.name.replace("_", "-")
+    if not math.isfinite(value) or (lo is not None and value < lo) or (hi is not None and value > hi):
+        from edgekit.errors import BadInput
+
+        span = f"between {lo:g} and {hi:g}" if lo is not None and hi is not None else (
+            f"at least {lo:g}" if lo is not None else "a finite number")
+        raise BadInput(f"{flag} {value} is not a usable threshold: it must be {span}.",
+                       f"e.g. {flag} {hi if hi is not None and hi <= 1 else 30}")
+    return value

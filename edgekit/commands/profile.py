@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import click
 
-from .options import host_key_option, json_option, target_option
+from .options import host_key_option, json_option, target_option, within_limit
 from .output import show
 
 
 @click.command("profile")
 @click.argument("artifact")
 @target_option()
-@click.option("--runs", type=click.IntRange(1), default=50, show_default=True, help="Timed runs.")
-@click.option("--warmup", type=click.IntRange(0), default=5, show_default=True, help="Untimed runs first.")
-@click.option("--threads", type=click.IntRange(1), help="Runtime threads (default: the target's core count).")
+@click.option("--runs", type=click.IntRange(1), default=50, show_default=True, callback=within_limit("max_runs"),
+              help="Timed runs.")
+@click.option("--warmup", type=click.IntRange(0), default=5, show_default=True, callback=within_limit("max_warmup"),
+              help="Untimed runs first.")
+@click.option("--threads", type=click.IntRange(1), callback=within_limit("max_threads"),
+              help="Runtime threads (default: the target's core count).")
 @click.option("--data", metavar="DATA", help="Inputs (.npy, .npz, image folder); default random by the input specs.")
 @click.option("--no-ops", is_flag=True, help="Skip per-operator times (ExecuTorch ETDump, onnxruntime profiler).")
 @host_key_option

@@ -14,14 +14,22 @@ RENDERERS = {"md": "to_markdown", "html": "to_html", "json": "to_json"}  # --for
 def report_command(report_json, fmt, output):
     """Re-render a saved report.json as Markdown or HTML."""
     from edgekit import report_files
+    from edgekit.errors import BadInput
 
-    text = getattr(report_files, RENDERERS[fmt])(report_files.load_report(report_json))
+    report = report_files.load_report(report_json)  # BadInput (exit 2) for a file that is not a report
+    try:
+        text = getattr(report_files, RENDERERS[fmt])(report)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        raise BadInput(f"{report_json} is a run report with an unexpected structure ({type(exc).__name__}: {exc}).",
+                       "Pass the report.json that `edgekit run` wrote, unedited.") from exc
     if output:
         from pathlib import Path
 
-        from edgekit.artifacts import atomic_output
+        from edgekit.artifacts import atomic_output, check_writable
 
-        with atomic_output(Path(output).resolve()) as tmp:
+        dest = Path(output).resolve()
+        check_writable(dest)
+        with atomic_output(dest) as tmp:
             tmp.write_text(text)
     else:
         click.echo(text, nl=False)

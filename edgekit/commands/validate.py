@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .options import host_key_option, input_shape_option, json_option, preset_option, samples_option, target_option
+from .options import check_threshold, host_key_option, input_shape_option, json_option, preset_option, samples_option, target_option
 from .output import log_to, progress, show
 
 
@@ -15,11 +15,11 @@ from .output import log_to, progress, show
 @samples_option()
 @click.option("--per-layer", is_flag=True, help="Localise the divergence: compare intermediate tensors layer by layer.")
 @preset_option
-@click.option("--min-psnr", type=float, metavar="DB", help="Fail below this PSNR (dB) on any output.")
-@click.option("--max-abs", type=float, metavar="X", help="Fail above this max absolute difference.")
-@click.option("--min-cosine", type=float, metavar="X", help="Fail below this cosine similarity.")
-@click.option("--min-top1-agreement", type=float, metavar="X", help="Fail below this top-1 agreement (0..1).")
-@click.option("--max-accuracy-drop", type=float, metavar="X", help="Fail when accuracy on labels drops more (0..1).")
+@click.option("--min-psnr", type=float, callback=check_threshold, metavar="DB", help="Fail below this PSNR (dB) on any output.")
+@click.option("--max-abs", type=float, callback=check_threshold, metavar="X", help="Fail above this max absolute difference.")
+@click.option("--min-cosine", type=float, callback=check_threshold, metavar="X", help="Fail below this cosine similarity.")
+@click.option("--min-top1-agreement", type=float, callback=check_threshold, metavar="X", help="Fail below this top-1 agreement (0..1).")
+@click.option("--max-accuracy-drop", type=float, callback=check_threshold, metavar="X", help="Fail when accuracy on labels drops more (0..1).")
 @input_shape_option(" of the reference model")
 @click.option("--weights", metavar="FILE",
               help="PyTorch reference as file.py:Class: its state_dict or checkpoint (loaded with weights_only=True).")

@@ -93,7 +93,12 @@ def from_keras_model(model, origin: str, input_shapes: dict) -> SourceModel:
         chunks = []
         for i in range(0, n, BATCH):
             xs = [feeds[s.name][i : i + BATCH] for s in specs]
-            y = model(xs if multi else xs[0], training=False)
+            try:
+                y = model(xs if multi else xs[0], training=False)
+            except Exception as exc:  # InvalidArgumentError: token ids beyond the embedding
+                from . import data_failure
+
+                raise data_failure(exc, origin, {s.name: x for s, x in zip(specs, xs)}, i) from exc
             ys = y if isinstance(y, (list, tuple)) else list(y.values()) if isinstance(y, dict) else [y]
             chunks.append([np.asarray(v) for v in ys])
         return {name: np.concatenate([c[j] for c in chunks]) for j, name in enumerate(out_names)}

@@ -161,7 +161,13 @@ def _source(framework, origin, native, runnable, example, names) -> SourceModel:
             for i in range(0, n, b):
                 args = [torch.from_numpy(np.ascontiguousarray(feeds[s.name][i : i + b])).to(t.dtype)
                         for s, t in zip(specs, example)]
-                _, ys = _flatten_outputs(runnable(*args), origin)
+                try:
+                    y = runnable(*args)
+                except Exception as exc:  # IndexError: token ids beyond the embedding
+                    from . import data_failure
+
+                    raise data_failure(exc, origin, {s.name: feeds[s.name][i : i + b] for s in specs}, i) from exc
+                _, ys = _flatten_outputs(y, origin)
                 chunks.append([v.detach().float().numpy() if v.is_floating_point() else v.numpy() for v in ys])
         return {name: np.concatenate([c[j] for c in chunks]) for j, name in enumerate(out_names)}
 
