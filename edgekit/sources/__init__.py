@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import inspect
@@ -56,6 +57,24 @@ class SourceModel:
             "size_bytes": self.size_bytes,
             **({"weights_sha256": self.extra["weights_sha256"]} if "weights_sha256" in self.extra else {}),
         }
+
+
+@contextlib.contextmanager
+def quiet_logger(name: str):
+    """Silence logger NAME below ERROR while the block runs (it logs a traceback at WARNING before
+    raising the error edgekit explains), unless edgekit runs with --debug."""
+    import logging
+
+    from ..commands.output import STATE  # only click at import
+
+    logger = logging.getLogger(name)
+    old = logger.level
+    if not STATE.debug:
+        logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(old)
 
 
 def data_failure(exc: BaseException, origin: str, feeds: dict, start: int) -> BadInput:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 import zipfile
 from pathlib import Path
 
@@ -55,6 +56,13 @@ def load_file(path: Path, input_shapes: dict) -> SourceModel:
                     "it from a factory instead: edgekit convert model.py:build.")
         if "No model config" in str(exc) or "model_config" in str(exc):
             hint = "This .h5 holds weights only; save the full model with model.save('model.h5')."
+        custom = re.search(r"[Cc]ould not locate (?:class|function) '?([^'\s.]+)", str(exc))
+        if custom:  # keras buries this under "could not be deserialized properly"
+            text = f"could not locate class {custom[1]!r} (a custom layer or function that is not registered)"
+            hint = (f"A .keras file holds {custom[1]}'s config, not its code. Convert from a factory that imports "
+                    f"the class and loads the file: edgekit convert build.py:load, with def load(): "
+                    f"from mylayers import {custom[1]}; return keras.models.load_model('{path.name}') "
+                    "(the class decorated with @keras.saving.register_keras_serializable()).")
         raise BadInput(f"Keras cannot load {path}: {text}", hint) from exc
     return from_keras_model(model, str(path), input_shapes)
 

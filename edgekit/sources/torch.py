@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import BadInput, require
 from ..specs import TensorSpec, resolve_shapes
-from . import SourceModel
+from . import SourceModel, quiet_logger
 
 
 def _torch():
@@ -105,8 +105,14 @@ def load_file(path: Path, input_shapes: dict) -> SourceModel:
             "Convert the original module (file.py:factory, .pt2) instead; run this file with edgekit's runtimes.",
         )
     if suffix == ".pt2":
+        if not zipfile.is_zipfile(path):  # torch.export.load would log its own traceback first
+            raise BadInput(f"{path} is not a whole .pt2 archive (a .pt2 is a zip; this one is "
+                           f"{'truncated or corrupt' if path.read_bytes()[:2] == b'PK' else 'something else'}).",
+                           "A .pt2 must be written by torch.export.save(torch.export.export(model, args), path); "
+                           "if it was copied or downloaded, check that the copy is complete.")
         try:
-            ep = torch.export.load(str(path))
+            with quiet_logger("torch.export"):
+                ep = torch.export.load(str(path))
         except Exception as exc:
             raise BadInput(
                 f"torch.export.load cannot read {path}: {_first_line(exc)}",
