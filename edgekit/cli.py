@@ -16,7 +16,7 @@ import click
 
 from ._version import __version__
 from .commands.output import STATE, console, emit_json, stdout_to_stderr  # noqa: F401 (re-exported)
-from .errors import EdgekitError, interrupt_exit_code, is_interrupt, watch_ctrl_c
+from .errors import EdgekitError, interrupt_exit_code, is_interrupt, raise_if_ctrl_c_seen, watch_ctrl_c
 
 # command name → (module in edgekit.commands, short help shown by `edgekit --help`)
 ROUTES = {
@@ -88,7 +88,8 @@ def main(argv=None):
     failed (CheckFailed) or edgekit hit a bug, 2 usage or bad input (BadInput, click usage
     errors, and an OSError on a file: disk full, a name too long, permission denied), 3 a missing
     dependency, 4 an unreachable target, 128+signal when interrupted (130 Ctrl-C, 143 SIGTERM,
-    129 SIGHUP).
+    129 SIGHUP). As the `edgekit` command (ARGV None) every temporary file goes into a private
+    folder removed on exit (edgekit.isolation.private_tmpdir).
 
     This is edgekit's one error boundary: every failure prints ONE paragraph on stderr,
     "error: MESSAGE" plus a hint, and no traceback unless --debug. An exception that is not an
@@ -98,7 +99,14 @@ def main(argv=None):
     watch_ctrl_c()
     args = list(sys.argv[1:] if argv is None else argv)
     try:
-        cli.main(args=args, prog_name="edgekit", standalone_mode=False)
+        if argv is None:  # the edgekit command: its temporary files live and die with it
+            from .isolation import private_tmpdir
+
+            with private_tmpdir():
+                cli.main(args=args, prog_name="edgekit", standalone_mode=False)
+        else:  # called from Python: the caller's process, the caller's temp dir
+            cli.main(args=args, prog_name="edgekit", standalone_mode=False)
+        raise_if_ctrl_c_seen()  # a framework import or native loop swallowed the KeyboardInterrupt
     except (Exception, KeyboardInterrupt) as exc:
         if isinstance(exc, click.exceptions.Exit):
             sys.exit(exc.exit_code)

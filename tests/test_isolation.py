@@ -140,3 +140,26 @@ def test_error_kinds_cross_process_boundaries_with_their_exit_codes():
         assert type(e) is cls and e.exit_code == cls.exit_code and (e.message, e.hint) == ("m", "h")
     assert type(error_for_kind("something new", "m")) is CheckFailed
     assert interrupt_exit_code() in (130, 143, 129)
+
+
+@pytest.mark.parametrize("sig", [None, signal.SIGTERM])
+def test_in_process_commands_leave_nothing_in_tmpdir(tmp_path, keras_digits, digits_files, sig):
+    """validate runs the frameworks in edgekit's own process: whatever they put in the temp dir
+    (autograph's generated files, SavedModel exports) is gone after a normal exit and after SIGTERM."""
+    tflite = tmp_path / "d.tflite"
+    assert run(["convert", keras_digits["keras"], "-o", tflite, "--no-validate"], tmp_path).returncode == 0
+    tmpdir = tmp_path / "tmpdir"
+    env = dict(os.environ, TMPDIR=str(tmpdir))
+    proc = subprocess.Popen([*edgekit_cmd(), "validate", str(keras_digits["keras"]), str(tflite), "--data",
+                             str(digits_files / "test.npz"), "--per-layer"], cwd=tmp_path, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if sig is not None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not any(tmpdir.iterdir()):
+            time.sleep(0.02)  # edgekit's private temp folder exists: it is at work
+        time.sleep(1.0)
+        proc.send_signal(sig)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == (0 if sig is None else 128 + sig), err
+    assert "Traceback" not in err
+    assert list(tmpdir.iterdir()) == []
