@@ -11,7 +11,7 @@ already be in known_hosts: an unknown key is refused unless the user passes --ac
 refused.
 
 ~/.ssh/config is read as OpenSSH reads it (targets/ssh_config.py): Include, Host, Match (host,
-originalhost, user, localuser, exec, canonical, final, all), HostName, User, Port, IdentityFile,
+originalhost, user, localuser, canonical, final, all; not exec), HostName, User, Port, IdentityFile,
 IdentitiesOnly, UserKnownHostsFile, GlobalKnownHostsFile, StrictHostKeyChecking, ConnectTimeout,
 ServerAliveInterval, Compression, ProxyCommand and ProxyJump (chains `a,b`: each jump host's own
 config entry applies; the board is reached through a direct-tcpip channel of the last one). An

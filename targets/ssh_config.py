@@ -1,13 +1,15 @@
 """~/.ssh/config for SSH targets, read the way OpenSSH reads it, or refused naming what is not.
 
-paramiko's `SSHConfig` evaluates `Host`, `Match` (host, originalhost, user, localuser, exec,
+paramiko's `SSHConfig` evaluates `Host`, `Match` (host, originalhost, user, localuser,
 canonical, final, all), token expansion and canonicalization, but it does not follow `Include`
 and it silently treats a `Match` criterion it does not know as matching. This module expands
 `Include` itself (ssh_config(5): several arguments, `~`, glob patterns sorted, relative paths
 are relative to ~/.ssh, missing files skipped, at most 16 levels deep, an Include inside a
 Host/Match block applies only when that block does), refuses the Match criteria paramiko cannot
-evaluate, and refuses every option that changes where or how to connect and that the SSH target
-does not honour. A refusal is `BadInput` (exit 2) naming the option, the file and the line.
+evaluate, refuses `Match exec` (paramiko would run it through the optional invoke package, which
+reads edgekit's own stdin; edgekit runs no command from the config), and refuses every option
+that changes where or how to connect and that the SSH target does not honour. A refusal is
+`BadInput` (exit 2) naming the option, the file and the line.
 
 Honoured (see `HONOURED`): HostName, Port, User, IdentityFile, IdentitiesOnly, IdentityAgent
 none, UserKnownHostsFile, GlobalKnownHostsFile, StrictHostKeyChecking, ConnectTimeout,
@@ -17,7 +19,6 @@ ServerAliveInterval, Compression, ProxyCommand, ProxyJump, the Canonicalize* opt
 from __future__ import annotations
 
 import glob
-import importlib.util
 import os
 import re
 import shlex
@@ -29,7 +30,7 @@ from edgekit.errors import BadInput, require
 MAX_INCLUDE_DEPTH = 16  # OpenSSH's READCONF_MAX_DEPTH
 MAX_JUMPS = 8
 LINE = re.compile(r"^(\w+)(?:\s*=\s*|\s+)(.+)$")
-MATCH_CRITERIA = {"all", "canonical", "final", "host", "originalhost", "user", "localuser", "exec"}
+MATCH_CRITERIA = {"all", "canonical", "final", "host", "originalhost", "user", "localuser"}
 HONOURED = {
     "hostname", "port", "user", "identityfile", "identitiesonly", "identityagent", "userknownhostsfile",
     "globalknownhostsfile", "stricthostkeychecking", "connecttimeout", "serveraliveinterval", "compression",
@@ -68,13 +69,13 @@ def _match_criteria(value: str, where: str) -> list[str]:
     i = 0
     while i < len(tokens):
         kind = tokens[i].lstrip("!").lower()
+        if kind == "exec":
+            raise _refuse("Match exec", where, "would run a command from the config, which edgekit does not do",
+                          "Give the board a Host entry (or Match host/originalhost/user) that needs no command.")
         if kind not in MATCH_CRITERIA:
             raise _refuse(f"Match {kind}", where, "is a criterion edgekit cannot evaluate",
-                          "Use Host patterns or Match host/originalhost/user/localuser/exec/all for boards "
+                          "Use Host patterns or Match host/originalhost/user/localuser/all for boards "
                           "edgekit should reach.")
-        if kind == "exec" and importlib.util.find_spec("invoke") is None:
-            raise _refuse("Match exec", where, "needs the invoke package to be evaluated (paramiko runs it "
-                          "through invoke)", "pip install invoke, or use Host patterns instead of Match exec.")
         i += 1 if kind in ("all", "canonical", "final") else 2
     return tokens
 

@@ -223,6 +223,7 @@ def test_match_is_honoured(cli, sshd, tmp_path, monkeypatch, board_python):
     ("Match localnetwork 10.0.0.0/8", "Match localnetwork"),
     ("Match tagged ci", "Match tagged"),
     ("Match originalhost board version OpenSSH_9*", "Match version"),
+    ('Match originalhost board exec "true"', "Match exec"),
 ])
 def test_match_not_evaluable_is_refused(cli, sshd, tmp_path, monkeypatch, board_python, line, named):
     home = _home(tmp_path, monkeypatch, [sshd], _entry("board", sshd) + f"{line}\n    Port 1\n")
