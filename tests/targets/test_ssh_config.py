@@ -148,6 +148,25 @@ def test_proxyjump_errors(cli, jump_sshd, inner_sshd, tmp_path, monkeypatch, boa
     assert inner_sshd.leftovers() == []
 
 
+def test_proxycommand_and_proxyjump_first_one_wins(cli, jump_sshd, inner_sshd, tmp_path, monkeypatch,
+                                                   board_python):
+    """ProxyCommand (here the OpenSSH client's -W through the jump host) and ProxyJump compete: the
+    one given first is used, the other ignored, as ssh_config(5) says."""
+    home = _home(tmp_path, monkeypatch, [jump_sshd, inner_sshd], "")
+    command = (f"ssh -F /dev/null -i {jump_sshd.user_key} -o BatchMode=yes -o UserKnownHostsFile={home}/.ssh/"
+               f"known_hosts -p {jump_sshd.port} {jump_sshd.user}@127.0.0.1 -W %h:%p")
+    url = f"ssh://board?python={board_python}"
+    for first, second in ((f"ProxyCommand {command}", "ProxyJump nowhere.invalid:1"),
+                          ("ProxyJump jump", "ProxyCommand false")):
+        (home / ".ssh" / "config").write_text(_entry("board", inner_sshd, f"{first}\n{second}\n")
+                                              + _entry("jump", jump_sshd))
+        before = _forwards(jump_sshd, inner_sshd)
+        r = cli("devices", "check", url, "--json")
+        assert r.exit_code == 0, (first, r)
+        assert _forwards(jump_sshd, inner_sshd) == before + 1, first
+    assert inner_sshd.leftovers() == []
+
+
 # -- Include and Match ---------------------------------------------------------------------------
 
 def test_include_defines_the_board(cli, sshd, tmp_path, monkeypatch, board_python):
