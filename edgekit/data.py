@@ -141,9 +141,11 @@ def _load_npy(path: Path, specs, what) -> Samples:
 
 
 def _np_load(path: Path, what):
+    import zipfile
+
     try:
         return np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
         raise BadInput(
             f"Cannot read the {what} {path}: {exc}.",
             "It must be a file written by numpy.save/numpy.savez (object arrays are refused).",
@@ -151,10 +153,12 @@ def _np_load(path: Path, what):
 
 
 def _load_npz(path: Path, specs, what) -> Samples:
+    import zipfile
+
     with _np_load(path, what) as z:
         try:
             arrays = {k: z[k] for k in z.files}
-        except (ValueError, OSError, EOFError) as exc:
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
             raise BadInput(f"Cannot read the {what} {path}: {exc}.", "Rewrite it with numpy.savez.") from exc
     if not arrays:
         raise BadInput(f"The {what} {path} holds no arrays.", "Save one array per input name with numpy.savez.")

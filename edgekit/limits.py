@@ -88,6 +88,13 @@ def regular_file(path, what: str, max_bytes: str | None = None, hint: str = "Che
     return p
 
 
+def existing_regular(path, what: str) -> Path:
+    """`regular_file` for a PATH that exists; a missing PATH is returned unchecked (the caller
+    says "does not exist" in its own words). Raises BadInput (exit 2) for a FIFO, device or folder."""
+    p = Path(path)
+    return regular_file(p, what) if os.path.lexists(p) else p
+
+
 def readable_input(path, what: str) -> Path:
     """Like `regular_file`, but a folder is accepted too (an image folder, a SavedModel):
     refuses FIFOs, sockets and devices. Raises BadInput (exit 2)."""

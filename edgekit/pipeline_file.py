@@ -188,6 +188,9 @@ def load(path: str | Path) -> Pipeline:
     path = Path(path)
     if path.is_dir():
         path = path / "edgekit.yaml"
+    from .limits import existing_regular
+
+    existing_regular(path, "The pipeline file")  # a FIFO would block the read forever
     if not path.is_file():
         raise BadInput(f"The pipeline file {path} does not exist.",
                        "Create edgekit.yaml (see the README's pipeline section) or pass its path.")

@@ -35,8 +35,11 @@ def profile_command(artifact, target, runs, warmup, threads, data, no_ops, accep
       edgekit profile model.pte --target ssh://pi@raspberrypi.local --json
       edgekit profile model.tflite --target qemu-arm64
     """
+    from edgekit.limits import existing_regular
     from edgekit.profiling import profile
     from edgekit.report import print_profile
+
+    existing_regular(artifact, "The artifact")  # a FIFO or device: refused before anything reads it
 
     def work(con):
         return profile(artifact, target=target, runs=runs, warmup=warmup, threads=threads, data=data,

@@ -42,8 +42,11 @@ def validate_command(reference, candidate, data, samples, per_layer, preset, min
       edgekit validate model_fp32.tflite model_int8.tflite --data test.npz --per-layer --json
       edgekit validate net.py:Net --weights net.pt --input-shape x=1x3x32x32 net.pte
     """
+    from edgekit.limits import existing_regular
     from edgekit.report import print_validate
     from edgekit.validation import raise_for_result, validate
+
+    existing_regular(candidate, "The candidate")  # a FIFO or device: refused before anything reads it
 
     thresholds = {"min_psnr_db": min_psnr, "max_abs": max_abs, "min_cosine": min_cosine,
                   "min_top1_agreement": min_top1_agreement, "max_accuracy_drop": max_accuracy_drop}

@@ -115,7 +115,7 @@ def load_model(spec: str, input_shapes: dict | None = None, weights: str | None 
             --input-shape) fixing dynamic dimensions; a dynamic batch alone defaults to 1.
         weights: a state_dict file for a torch factory (loaded with weights_only=True).
 
-    Raises BadInput (exit 2) for a missing, empty or unknown file, a factory that cannot be
+    Raises BadInput (exit 2) for a missing, empty, non-regular (FIFO, device) or unknown file, a factory that cannot be
     imported or called, a model that cannot be loaded or run on its inputs, or a dimension
     left unknown; MissingDependency (exit 3) when TensorFlow / PyTorch is not installed.
     """
@@ -129,6 +129,9 @@ def load_model(spec: str, input_shapes: dict | None = None, weights: str | None 
                 "Pass a model file (.keras, .h5, .pt2, .pt), a SavedModel folder, or a factory "
                 "as file.py:function or package.module:function.",
             )
+        from ..limits import readable_input
+
+        readable_input(path, "The model")  # a FIFO or a device: refused, not read forever
         if path.is_dir():
             from . import keras as keras_src
 
