@@ -12,9 +12,10 @@ into `runs`. Times are in microseconds as the tool prints them (floats), memory 
 
 from __future__ import annotations
 
+import math
 import re
 
-from .tool_output_common import NUM, latency_ms
+from .tool_output_common import NUM, latency_ms, to_int
 
 # logcat prefixes: "I tflite  : ", "04-01 12:00:00.123  1234  1234 I tflite  : ", "I/tflite  ( 1234): "
 _LOGCAT = re.compile(
@@ -41,7 +42,7 @@ def parse_stats_line(line: str) -> dict | None:
         return None
     out = {}
     for k, v in _KV.findall(line):
-        if k in _STATS_KEYS:
+        if k in _STATS_KEYS and (k != "count" or math.isfinite(float(v))):  # count=1e400: not a count
             out[k] = int(float(v)) if k == "count" else float(v)
     return out
 
@@ -87,10 +88,10 @@ def _parse_profile_tables(lines: list[str]) -> dict:
         line = strip_logcat(raw).rstrip("\n")
         s = line.strip()
         if s.startswith("Profiling Info for Benchmark Initialization"):
-            current = blocks.setdefault("init", {})
+            current, section, header = blocks.setdefault("init", {}), None, None  # a block cut short ends here
             continue
         if s.startswith("Operator-wise Profiling Info for Regular Benchmark Runs"):
-            current = blocks.setdefault("runs", {})
+            current, section, header = blocks.setdefault("runs", {}), None, None
             continue
         if current is None:
             continue
@@ -108,7 +109,8 @@ def _parse_profile_tables(lines: list[str]) -> dict:
             continue
         m = re.match(r"Number of nodes executed:\s*(\d+)", s)
         if m:
-            current["nodes_executed"] = int(m.group(1))
+            if to_int(m.group(1)) is not None:
+                current["nodes_executed"] = to_int(m.group(1))
             section, header = None, None
             continue
         if s.startswith("Timings (microseconds):"):
@@ -174,17 +176,17 @@ def parse_benchmark_model(text: str) -> dict:
         if m and runs:
             runs[-1].setdefault("memory_mb", {})["peak_monitored"] = float(m.group(1))
         m = _REPLACING.search(line)
-        if m:
-            d = {"replaced": int(m.group(1)), "total": int(m.group(2)), "delegate": m.group(3)}
-            if m.group(4):
-                d["partitions"] = int(m.group(4))
+        if m and to_int(m.group(1)) is not None and to_int(m.group(2)) is not None:
+            d = {"replaced": to_int(m.group(1)), "total": to_int(m.group(2)), "delegate": m.group(3)}
+            if to_int(m.group(4)) is not None:
+                d["partitions"] = to_int(m.group(4))
             delegation.append(d)
         if _GPU_UNSUPPORTED.match(line):
             gpu_unsupported = {}
             continue
         m = _GPU.search(line)
-        if m:
-            result["gpu"] = {"gpu_ops": int(m.group(1)), "cpu_ops": int(m.group(2)),
+        if m and to_int(m.group(1)) is not None and to_int(m.group(2)) is not None:
+            result["gpu"] = {"gpu_ops": to_int(m.group(1)), "cpu_ops": to_int(m.group(2)),
                              "unsupported": gpu_unsupported or {}}
             gpu_unsupported = None
             continue

@@ -11,6 +11,16 @@ NUM = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 SOURCE_MARKER = "#source:"
 
 
+def to_int(text: str | None) -> int | None:
+    """int(TEXT) for a count a tool printed, or None when TEXT is none or holds no whole number
+    Python reads (a run of digits over its 4300-digit limit is garbage, not a count): the
+    parsers skip what they cannot read instead of raising."""
+    try:
+        return int(text)
+    except (TypeError, ValueError):
+        return None
+
+
 def latency_ms(min=None, p50=None, p90=None, p99=None, mean=None, std=None, max=None) -> dict:  # noqa: A002
     """edgekit's latency_ms dict (milliseconds; the keys of edgekit.profiling.LATENCY_KEYS, in
     that order), None for what a tool does not print."""

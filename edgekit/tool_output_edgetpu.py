@@ -6,9 +6,10 @@ Pure functions, no imports of frameworks.
 
 from __future__ import annotations
 
+import math
 import re
 
-from .tool_output_common import NUM, SOURCE_MARKER
+from .tool_output_common import NUM, SOURCE_MARKER, to_int
 
 _SIZE = re.compile(r"({num})\s*([KMG]?i?B)".format(num=NUM))
 _UNITS = {"B": 1, "KiB": 1024, "MiB": 1024 ** 2, "GiB": 1024 ** 3, "KB": 1000, "MB": 1000 ** 2, "GB": 1000 ** 3}
@@ -16,11 +17,12 @@ _UNITS = {"B": 1, "KiB": 1024, "MiB": 1024 ** 2, "GiB": 1024 ** 3, "KB": 1000, "
 
 def parse_size(s: str) -> int | None:
     """The first size in `s` in bytes ('7.62MiB' → 7990149; KiB/MiB/GiB are powers of 1024,
-    KB/MB/GB of 1000); None when `s` holds no size."""
+    KB/MB/GB of 1000); None when `s` holds no size (or one too large to be finite: 1e999MiB)."""
     m = _SIZE.search(s)
     if not m:
         return None
-    return int(round(float(m.group(1)) * _UNITS.get(m.group(2), 1)))
+    size = float(m.group(1)) * _UNITS.get(m.group(2), 1)
+    return int(round(size)) if math.isfinite(size) else None
 
 
 _TABLE_ROW = re.compile(r"^([A-Z][A-Z0-9_]*)\s+(\d+)\s+(\S.*?)\s*$")
@@ -59,7 +61,8 @@ def parse_edgetpu_compiler(text: str) -> dict:
         m = re.match(r"Model compiled successfully in (\d+) ms", line)
         if m:
             r["compiled"] = True
-            r["compile_ms"] = int(m.group(1))
+            if to_int(m.group(1)) is not None:
+                r["compile_ms"] = to_int(m.group(1))
             continue
         if line.startswith("Compilation succeeded"):
             r["compiled"] = True
@@ -92,9 +95,9 @@ def parse_edgetpu_compiler(text: str) -> dict:
                     pass
                 continue
         m = _TABLE_ROW.match(line)
-        if m and not line.startswith("Operator "):
+        if m and not line.startswith("Operator ") and to_int(m.group(2)) is not None:
             status = m.group(3)
-            ops.append({"op": m.group(1), "count": int(m.group(2)), "status": status,
+            ops.append({"op": m.group(1), "count": to_int(m.group(2)), "status": status,
                         "mapped": status.startswith("Mapped to Edge TPU")})
     if ops:
         r["ops"] = ops

@@ -5,9 +5,10 @@ Pure functions, no imports of frameworks.
 
 from __future__ import annotations
 
+import math
 import re
 
-from .tool_output_common import NUM, SOURCE_MARKER, latency_ms
+from .tool_output_common import NUM, SOURCE_MARKER, latency_ms, to_int
 
 # ET_LOG prefix: "I 00:00:00.091459 executorch:executor_runner.cpp:340] " (newer builds may drop the
 # timestamp: "I executorch:executor_runner.cpp:889] ")
@@ -36,21 +37,25 @@ def parse_executor_runner(text: str) -> dict:
         elif (m2 := re.match(r"(?:Using|Running) method (\S+)", body)):
             r["method"] = m2.group(1)
         elif (m2 := re.match(r"Setting up (?:\w+ )?planned buffer (\d+), size (\d+)", body)):
-            r.setdefault("planned_buffers", []).append(int(m2.group(2)))
+            if to_int(m2.group(2)) is not None:
+                r.setdefault("planned_buffers", []).append(to_int(m2.group(2)))
         elif (m2 := re.search(r"Resetting threadpool with num threads = (\d+)", body)):
-            r["threads"] = int(m2.group(1))
+            if to_int(m2.group(1)) is not None:
+                r["threads"] = to_int(m2.group(1))
         elif (m2 := _ET_EXEC.search(body)):
             r["success"] = True
-            if m2.group(1):
-                r["executions"], r["total_ms"] = int(m2.group(1)), float(m2.group(2))
+            if to_int(m2.group(1)) is not None:
+                r["executions"], r["total_ms"] = to_int(m2.group(1)), float(m2.group(2))
                 r["mean_ms"] = r["total_ms"] / max(1, r["executions"])
         elif (m2 := _ET_ITER.search(body)):
-            r.setdefault("iterations_ms", []).append(float(m2.group(3)))
+            if math.isfinite(float(m2.group(3))):  # 1e999 ms is not a measurement
+                r.setdefault("iterations_ms", []).append(float(m2.group(3)))
         elif (m2 := _ET_LOADED.search(body)):
             r["load_ms"] = float(m2.group(1))
         elif (m2 := _ET_OUTPUT.match(body)):
-            sizes = [int(s) for s in m2.group(2).replace(" ", "").split(",") if s]
-            r["outputs"].append({"index": int(m2.group(1)), "sizes": sizes})
+            sizes = [to_int(s) for s in m2.group(2).replace(" ", "").split(",") if s]
+            if to_int(m2.group(1)) is not None and None not in sizes:
+                r["outputs"].append({"index": to_int(m2.group(1)), "sizes": sizes})
         elif (m2 := re.search(r"ETDump written to file '([^']*)'", body)):
             r["etdump"] = m2.group(1)
         else:

@@ -1,0 +1,40 @@
+"""Hypothesis profiles of the fuzz tests, and a summary of what the parsers did with the inputs.
+
+Every property runs twice: `test_x` in the fast tier with the "default" profile (a few hundred
+examples) and `test_x_slow`, marked `slow`, with the "slow" profile and its own example count
+(they add up to well over 10,000; see tests/fuzz/_fuzz.py `tiers`). HYPOTHESIS_PROFILE=slow
+makes the fast-tier tests run the slow counts too.
+"""
+
+from __future__ import annotations
+
+import os
+
+from hypothesis import HealthCheck, settings
+
+_COMMON = dict(
+    deadline=None,  # the time bound is ours (tests/fuzz/_fuzz.py LIMIT_S), per example
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much,
+                           HealthCheck.large_base_example],
+    database=None,  # nothing written into the work tree; a failure prints its reproduction blob
+    print_blob=True,
+)
+settings.register_profile("default", max_examples=150, **_COMMON)
+settings.register_profile("slow", max_examples=1000, **_COMMON)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+
+def pytest_terminal_summary(terminalreporter):
+    from tests.fuzz._fuzz import OUTCOMES
+
+    if not OUTCOMES:
+        return
+    terminalreporter.write_sep("-", "fuzz: examples per parser and outcome")
+    total = 0
+    for parser in sorted(OUTCOMES):
+        counts = OUTCOMES[parser]
+        n = sum(counts.values())
+        total += n
+        kinds = ", ".join(f"{k} {v}" for k, v in counts.most_common())
+        terminalreporter.write_line(f"{parser}: {n} examples ({kinds})")
+    terminalreporter.write_line(f"total: {total} examples, 0 uncaught exceptions unless a test failed above")
