@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _timing import paired, show  # noqa: E402
+from _timing import cpu_features, paired, show  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 EDGEKIT = [str(Path(sys.executable).with_name("edgekit"))]
@@ -44,6 +44,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=5)
     args = ap.parse_args()
+    print(f"machine: {cpu_features()}")
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     tmp = Path(tempfile.mkdtemp(prefix="edgekit-bench-"))
     results = {}

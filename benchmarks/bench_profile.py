@@ -109,6 +109,10 @@ def cv(xs):
     return statistics.pstdev(xs) / statistics.mean(xs)
 
 
+sys.path.insert(0, str(Path(__file__).parent))
+from _timing import cpu_features  # noqa: E402
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, default=5)
@@ -120,6 +124,7 @@ def main():
     args = ap.parse_args()
     arts = build(Path(args.out))
     T, N, W = args.threads, args.runs, args.warmup
+    print(f"machine: {cpu_features()}")
     print(f"EfficientNet-Lite0 · {N} runs after {W} warm-up · {T} thread(s) · {args.rounds} rounds · "
           f"{os.cpu_count()} cores")
 

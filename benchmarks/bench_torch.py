@@ -107,6 +107,10 @@ def time_one(target: str, threads: int, runs: int) -> dict:
     return {"median_ms": statistics.median(times), "p90_ms": times[int(0.9 * (len(times) - 1))], "runs": runs}
 
 
+sys.path.insert(0, str(Path(__file__).parent))
+from _timing import cpu_features  # noqa: E402
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=1)
@@ -139,6 +143,7 @@ def main():
     }
     targets = {"pte_int8_over_fp32_latency": 0.5, "tflite_int8_over_fp32_latency": 0.5,
                "pte_int8_over_fp32_size": 0.28, "tflite_int8_over_fp32_size": 0.28}
+    print(f"machine: {cpu_features()}")
     print(f"\nEfficientNet-Lite0, host CPU, {a.threads} thread(s), {a.runs} runs each, one process per runtime")
     for k, v in ratios.items():
         t = targets.get(k)
