@@ -225,6 +225,8 @@ def crash_hint(source, recipe) -> str:
 
 
 def raise_for_parity(result: dict) -> None:
+    """Raise CheckFailed (exit 1) when a convert RESULT's parity failed; the files are already
+    written (the verdict is in the manifest), so the message says so."""
     p = result.get("parity")
     if p and not p["passed"]:
         raise CheckFailed(

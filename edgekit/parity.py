@@ -24,6 +24,10 @@ MIXED_SCALES = 100.0  # a 2-D output whose channel peaks differ more than this i
 
 @dataclass
 class ParityResult:
+    """The verdict of one parity check ($defs/parity of report.schema.json): passed, the preset's
+    precision, sample count, whether inputs were random, the thresholds applied, one entry per
+    output (metrics, worst channel, verdict), task accuracy with labels, and notes."""
+
     passed: bool
     precision: str
     samples: int
@@ -34,6 +38,7 @@ class ParityResult:
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
+        """The JSON form (`parity` in convert/validate results)."""
         d = {
             "passed": self.passed,
             "precision": self.precision,
@@ -50,6 +55,9 @@ class ParityResult:
 
 
 def thresholds_for(precision: str, overrides: dict | None = None) -> dict:
+    """The verdict thresholds for PRECISION (a key of PRESETS: fp32, fp16, dynamic-int8, int8,
+    int16x8; unknown ones get fp32's), with the non-None OVERRIDES (min_psnr_db, max_abs,
+    min_cosine, min_top1_agreement, max_accuracy_drop) applied."""
     t = dict(PRESETS.get(precision, PRESETS["fp32"]))
     for k, v in (overrides or {}).items():
         if v is not None:

@@ -78,6 +78,8 @@ def _hash_path(path: str | None) -> str | None:
 
 
 def tool_versions() -> dict:
+    """{distribution: version} of edgekit and every framework/runtime installed here (part of the
+    build cache key and of the report's provenance)."""
     from importlib import metadata
 
     out = {"edgekit": __version__}
@@ -91,6 +93,9 @@ def tool_versions() -> dict:
 
 
 def cache_key(p: Pipeline, b: BuildSpec, versions: dict) -> str:
+    """SHA-256 (hex) of what decides build B's artifact and verdict: the content of the model,
+    weights, data and calibration files, input shapes, the build's options, samples, budgets and
+    VERSIONS (tool_versions()). Equal keys mean the cached build can be reused."""
     key = {
         "model": _hash_path(p.model), "weights": _hash_path(p.weights), "data": _hash_path(p.data),
         "calibration": _hash_path(b.calibration or p.calibration), "input_shapes": {**p.input_shapes, **b.input_shapes},
@@ -100,6 +105,8 @@ def cache_key(p: Pipeline, b: BuildSpec, versions: dict) -> str:
 
 
 def thresholds_from(budgets: dict) -> dict:
+    """The parity thresholds among BUDGETS (min_psnr_db, min_cosine, min_top1_agreement,
+    max_accuracy_drop), as overrides for parity.thresholds_for."""
     return {k: budgets[k] for k in ("min_psnr_db", "min_cosine", "min_top1_agreement", "max_accuracy_drop") if k in budgets}
 
 
@@ -302,6 +309,8 @@ def evaluate_budgets(budgets: dict, conv: dict, profiles: list[dict], targets: l
 
 
 def delegated_fraction(conv: dict, profiles: list[dict]) -> float | None:
+    """Fraction (0..1) of operators a delegate took: from the convert result's `delegation` when
+    it has op counts, else from the first profile that reports them; None when nothing tells."""
     d = conv.get("delegation")
     if d and d.get("total_ops"):
         return d["delegated_ops"] / d["total_ops"]

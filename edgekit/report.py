@@ -18,13 +18,14 @@ def _num(v, fmt=".3g") -> str:
 
 
 def print_warnings(con, result: dict) -> None:
+    """Print RESULT's `warnings` (any result dict) as yellow lines on the rich console CON."""
     for w in result.get("warnings", []):
         con.print(f"[yellow]warning:[/] {w}")
 
 
 def print_convert(con, result: dict) -> None:
-    from rich.table import Table
-
+    """Render a `convert` result ($defs/convert of report.schema.json) on CON: the artifact line, what
+    was quantized, delegation coverage, the parity table and the warnings."""
     print_warnings(con, result)
     q = result.get("quantization", {})
     ratio = ""
@@ -44,6 +45,9 @@ def print_convert(con, result: dict) -> None:
 
 
 def print_parity(con, parity: dict | None) -> None:
+    """Render a parity result ($defs/parity) on CON: one row per output (max/mean abs, cosine, PSNR in
+    dB, top-1 agreement, verdict), the accuracy line when labels were given, and the notes; nothing
+    for None (parity not checked)."""
     from rich.table import Table
 
     if not parity:
@@ -103,6 +107,8 @@ def print_validate(con, result: dict) -> None:
 
 
 def print_run(con, report: dict) -> None:
+    """Render an `edgekit run` report ($defs/run) on CON: one row per build (size, parity, p90
+    latency per target, budgets, verdict), in the file's build order."""
     from rich.table import Table
 
     t = Table(title=f"edgekit run · {report['model']}", title_justify="left")
@@ -177,6 +183,8 @@ def print_profile(con, result: dict) -> None:
 
 
 def print_device_check(con, result: dict) -> None:
+    """Render a `devices check` result on CON: reachability, the device description, and per format
+    whether its runtime is available, with the install line for what is missing."""
     dev = result["device"]
     emu = " (emulated)" if result.get("emulated") else ""
     con.print(f"[bold]{result['target']}[/]{emu}: reachable · {dev.get('machine')} · {dev.get('cpu')} · "
