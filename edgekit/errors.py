@@ -91,8 +91,10 @@ def watch_ctrl_c() -> None:
     import signal
     import threading
 
+    global _ctrl_c_seen, _interrupt_signal
     if threading.current_thread() is not threading.main_thread():
         return
+    _ctrl_c_seen, _interrupt_signal = False, None  # a new command: an earlier run's signal is not this one's
 
     def on_signal(signum, frame):
         note_interrupt(signum)
