@@ -205,9 +205,9 @@ class SSHTarget(AgentTarget):
         messages); VIA the ProxyJump hops that replace its own route (a later hop of a chain)."""
         paramiko = require("paramiko", "ssh", "paramiko (SSH targets)")
         host = cfg.get("hostname", self.alias)
-        port = int(cfg.get("port", 22))
+        port = _number(cfg, "port", 22, int)
         user = cfg.get("user") or _local_user()
-        timeout = self.connect_timeout or float(cfg.get("connecttimeout", CONNECT_TIMEOUT))
+        timeout = self.connect_timeout or _number(cfg, "connecttimeout", CONNECT_TIMEOUT, float)
         who = f"the jump host {jump} ({user}@{host}:{port})" if jump else f"{user}@{host}:{port}"
         kind, how = ("jump", via) if via else ssh_config.route(cfg)
         sock, jumps = None, []
@@ -243,7 +243,7 @@ class SSHTarget(AgentTarget):
                            timeout=timeout, banner_timeout=timeout, auth_timeout=timeout,
                            look_for_keys=not (only and keys), allow_agent=agent, sock=sock, password=None,
                            compress=str(cfg.get("compression", "no")).lower() == "yes")
-            alive = int(cfg.get("serveraliveinterval", 0) or 0)
+            alive = _number(cfg, "serveraliveinterval", 0, int)
             if alive > 0:
                 client.get_transport().set_keepalive(alive)
             return client
@@ -337,6 +337,17 @@ class _RecordNewKey:
         os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
         with open(self.path, "a") as f:
             f.write(f"{hostname} {key.get_name()} {key.get_base64()}\n")
+
+
+def _number(cfg: dict, key: str, default, kind):
+    """CFG[KEY] as KIND (int or float), DEFAULT when absent; BadInput (exit 2) when not a number."""
+    value = cfg.get(key)
+    if value in (None, ""):
+        return default
+    try:
+        return kind(value)
+    except (TypeError, ValueError):
+        raise BadInput(f"~/.ssh/config: {key} {value!r} is not a number.", f"Fix {key} for this host.") from None
 
 
 def close_client(client) -> None:

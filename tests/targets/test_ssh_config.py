@@ -265,3 +265,17 @@ def test_unhonoured_connection_option_is_refused(cli, sshd, tmp_path, monkeypatc
     _home(tmp_path / "2", monkeypatch, [sshd], _entry("board", sshd) + f"Host elsewhere\n    {option}\n")
     r = cli("devices", "check", f"ssh://board?python={board_python}")
     assert r.exit_code == 0, r
+
+
+def test_unreadable_values_are_bad_input(cli, sshd, tmp_path, monkeypatch, board_python):
+    """A port or timeout that is not a number, an unparsable line: exit 2 naming it, no traceback."""
+    for extra, named in (("ConnectTimeout soon", "connecttimeout"), ("Port twenty-two", "port")):
+        _home(tmp_path / extra.split()[0], monkeypatch, [sshd], _entry("board", sshd).replace(
+            f"Port {sshd.port}", extra if extra.startswith("Port") else f"Port {sshd.port}\n    {extra}"))
+        r = cli("devices", "check", f"ssh://board?python={board_python}")
+        _clean_error(r, 2)
+        assert named in r.stderr, r.stderr
+    _home(tmp_path / "junk", monkeypatch, [sshd], _entry("board", sshd) + "Junk\n")
+    r = cli("devices", "check", f"ssh://board?python={board_python}")
+    _clean_error(r, 2)
+    assert "Junk" in r.stderr
