@@ -68,7 +68,7 @@ def regular_file(path, what: str, max_bytes: str | None = None, hint: str = "Che
 
     FIFOs, sockets, devices (/dev/zero) and folders are refused: reading them blocks forever or
     never ends. Args: WHAT names the file in messages ("The report"); MAX_BYTES optionally names a
-    LIMITS entry bounding its size; HINT is the fix for a missing file.
+    LIMITS entry bounding its size; HINT is the fix for a missing or oversized file.
     Raises BadInput (exit 2) for a missing path, a non-regular file or one over the limit.
     """
     p = Path(path)
@@ -84,7 +84,7 @@ def regular_file(path, what: str, max_bytes: str | None = None, hint: str = "Che
                        "Pass a regular file (edgekit does not read pipes, devices or folders here).")
     if max_bytes is not None and st.st_size > limit(max_bytes):
         raise BadInput(f"{what} {p} is {st.st_size:,} bytes, over edgekit's limit of {limit(max_bytes):,} "
-                       f"({LIMITS[max_bytes][1]}).", "Pass the file edgekit wrote, not another one.")
+                       f"({LIMITS[max_bytes][1]}).", hint)
     return p
 
 

@@ -99,7 +99,8 @@ class _Located:
         from .limits import regular_file
 
         self.path = path
-        regular_file(path, "The pipeline file", "max_pipeline_bytes")
+        regular_file(path, "The pipeline file", "max_pipeline_bytes",
+                     "Pass the edgekit.yaml itself (a few lines; see the README's pipeline section).")
         try:
             text = path.read_text()
         except (OSError, UnicodeDecodeError) as exc:
@@ -324,7 +325,8 @@ def _builds(src, v, targets, rel) -> list[BuildSpec]:
             raise src.error(at + ("matrix",), f"expands to {count:,} builds; edgekit's limit is "
                             f"{limit('max_builds'):,} per pipeline file ({LIMITS['max_builds'][1]})." if count else
                             "a list in the matrix is empty, so it expands to no build.",
-                            "Shorten the lists, or split the matrix into several pipeline files.")
+                            "Shorten the lists, or split the matrix into several pipeline files." if count else
+                            "Give every matrix key at least one value: {matrix: {to: [tflite]}}.")
         items = []
         for combo in itertools.product(*values):
             opts = dict(zip(keys, combo))

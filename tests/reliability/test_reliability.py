@@ -100,6 +100,8 @@ def test_reliability(case, assets, tmp_path, monkeypatch):
     assert code == case.code, shown
     assert "Traceback" not in err and "Traceback" not in out, shown
     errors = [ln for ln in err.splitlines() if ln.lower().startswith("error:")]
+    if os.environ.get("RELIABILITY_SHOW"):  # review the messages: RELIABILITY_SHOW=1 pytest -s
+        print(f"\n[{case.id}] exit {code}: " + err.strip().replace(str(work), "{t}"))
     if case.code == 0:
         assert not errors, shown
     else:
@@ -119,3 +121,12 @@ def test_table_size():
     """Issue 12 asks for at least 80 cases; ids are unique."""
     ids = [c.id for c in CASES]
     assert len(ids) >= 80 and len(set(ids)) == len(ids)
+
+
+def test_readme_limits_table_is_the_limits_table():
+    """README's "Limits" table lists edgekit.limits.LIMITS, value and meaning, in order."""
+    from edgekit.limits import LIMITS
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    rows = [ln for ln in readme.splitlines() if ln.startswith("| `max_")]
+    assert rows == [f"| `{k}` | {v:,} | {what} |" for k, (v, what) in LIMITS.items()]
