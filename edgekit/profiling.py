@@ -148,8 +148,11 @@ def write_inputs(artifact: Path, data, dest: Path, limit: int = 16) -> Path | No
     return dest
 
 
-def parse_agent_output(stdout: str, stderr: str, code: int, where: str) -> dict:
-    """The agent's result payload, or the EdgekitError it stands for."""
+def parse_agent_output(stdout: str, stderr: str, code: int, where: str, local: bool = False) -> dict:
+    """The agent's result payload (the `EDGEKIT-RESULT {json}` line of STDOUT), or the
+    EdgekitError it stands for. WHERE names the target in messages. A runtime missing on a
+    board is TargetUnreachable (exit 4, with the board's pip line); on this machine (LOCAL, the
+    host target) it is MissingDependency (exit 3) with the edgekit extra that installs it."""
     line = next((l for l in reversed(stdout.splitlines()) if l.startswith(RESULT_PREFIX)), None)
     if line is None:
         tail = " | ".join(l for l in stderr.strip().splitlines()[-4:])
@@ -163,6 +166,9 @@ def parse_agent_output(stdout: str, stderr: str, code: int, where: str) -> dict:
         return payload
     err = payload.get("error", {})
     kind, msg, hint = err.get("kind"), err.get("message", "agent failed"), err.get("hint")
+    if kind == "missing_dependency" and local:
+        extra = err.get("extra")
+        raise MissingDependency(f"{where}: {msg}", f"Install it with: pip install 'edgekit[{extra}]'" if extra else hint)
     if kind == "missing_dependency":
         raise TargetUnreachable(f"{where}: {msg}", f"Install it on the target: {hint}" if hint else None)
     if kind == "missing_library":  # an external delegate's library (libedgetpu) is not installed: exit 3

@@ -76,6 +76,7 @@ class AgentTarget:
     name = "?"
     emulated = False
     python = "python3"
+    local = False  # True for this machine: a missing runtime is edgekit's dependency (exit 3), not the board's
 
     @contextlib.contextmanager
     def board(self) -> Iterator[Board]:  # pragma: no cover - each target provides one
@@ -107,7 +108,7 @@ class AgentTarget:
             raise TargetUnreachable(f"{self.name}: no Python at {self.python!r}.",
                                     "Install python3 on the target, or point edgekit at one "
                                     "(ssh://...?python=/path/to/python, or EDGEKIT_SSH_PYTHON).")
-        return profiling.parse_agent_output(out, err, code, self.name)
+        return profiling.parse_agent_output(out, err, code, self.name, local=self.local)
 
     def agent_flags(self) -> list[str]:
         """Extra agent command-line flags this target always passes (none by default)."""

@@ -56,6 +56,7 @@ class HostTarget(AgentTarget):
 
     name = "host"
     emulated = False
+    local = True
 
     def __init__(self, python: str | None = None):
         self.python = python or sys.executable

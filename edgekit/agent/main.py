@@ -31,6 +31,7 @@ AGENT_VERSION = 2
 SCHEMA_VERSION = 1
 RESULT_PREFIX = "EDGEKIT-RESULT "
 RUNTIME_DISTRIBUTIONS = {"ai_edge_litert": "ai-edge-litert", "tflite_runtime": "tflite-runtime"}
+EDGEKIT_EXTRAS = {"tflite": "tf", "executorch": "torch", "torchscript": "torch", "onnx": "onnx"}
 
 
 def _numpy():
@@ -61,7 +62,9 @@ def open_session(path: str, threads: int | None, external_delegate: dict | None 
     except MissingDependency as exc:
         if type(exc) is not MissingDependency:  # MissingLibrary: the delegate's own hint says what to do
             raise
-        raise MissingDependency(exc.message, install_hint(fmt)) from exc
+        missing = MissingDependency(exc.message, install_hint(fmt))
+        missing.extra = EDGEKIT_EXTRAS.get(fmt)  # for a host target: the edgekit extra to install
+        raise missing from exc
 
 
 def _io(session, feed) -> list[dict]:
@@ -214,7 +217,8 @@ def main(argv=None) -> int:
         code = 0
     except EdgekitError as exc:
         payload = {"ok": False, "agent_version": AGENT_VERSION,
-                   "error": {"kind": exc.kind, "message": exc.message, "hint": exc.hint}}
+                   "error": {"kind": exc.kind, "message": exc.message, "hint": exc.hint,
+                             **({"extra": exc.extra} if getattr(exc, "extra", None) else {})}}
         code = exc.exit_code
     except Exception as exc:  # report, do not crash without a result
         payload = {"ok": False, "agent_version": AGENT_VERSION,

@@ -14,7 +14,7 @@ import pytest
 
 from edgekit import profiling, runtimes, targets
 from edgekit.agent import bundle, stats
-from edgekit.errors import TargetUnreachable
+from edgekit.errors import MissingDependency, TargetUnreachable
 from tests.conftest import run_cli
 
 FORMATS = ["digits_tflite", "digits_int8_io_tflite", "digits_pte", "digits_ptl", "digits_onnx"]
@@ -96,3 +96,13 @@ def test_agent_bundle_on_a_python_without_edgekit_or_runtime(tmp_path, digits_tf
 def test_statistics_one_copy():
     """profiling's statistics are the agent's."""
     assert profiling.latency_stats is stats.latency_stats and profiling.percentile is stats.percentile
+
+
+def test_missing_runtime_on_the_host_is_exit_3_with_the_edgekit_extra(digits_pte, bare_python):
+    """On this machine a missing runtime is edgekit's missing dependency (exit 3, the extra to
+    install), not an unreachable board with an unpinned pip line that would pull a CUDA torch."""
+    from edgekit import profile
+
+    with pytest.raises(MissingDependency) as e:
+        profile(digits_pte, target="host", runs=2, python=str(bare_python))
+    assert e.value.exit_code == 3 and "pip install 'edgekit[torch]'" in e.value.hint
