@@ -141,24 +141,33 @@ def _load_npy(path: Path, specs, what) -> Samples:
 
 
 def _np_load(path: Path, what):
-    import zipfile
-
+    """np.load(PATH) without pickles: an array for a .npy, an NpzFile for a .npz — a file whose
+    content is the other kind (a .npz renamed .npy) is BadInput like unreadable bytes."""
     try:
-        return np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        data = np.load(path, allow_pickle=False)
+    # numpy parses the header with ast/tokenize and the records with zipfile/zlib: damaged bytes
+    # raise anything from ValueError to TypeError, TokenError, BadZipFile, zlib.error or
+    # MemoryError (a header claiming terabytes). All mean the same: not a readable numpy file.
+    except Exception as exc:
         raise BadInput(
             f"Cannot read the {what} {path}: {exc}.",
             "It must be a file written by numpy.save/numpy.savez (object arrays are refused).",
         ) from exc
+    if isinstance(data, np.ndarray) != (path.suffix == ".npy"):
+        if not isinstance(data, np.ndarray):
+            data.close()
+        held, want = ("one array (numpy.save)", ".npz") if isinstance(data, np.ndarray) else (
+            "an archive of arrays (numpy.savez)", ".npy")
+        raise BadInput(f"The {what} {path} holds {held}, not what a {want} file holds.",
+                       f"Rename it to {path.with_suffix('.npy' if want == '.npz' else '.npz').name}.")
+    return data
 
 
 def _load_npz(path: Path, specs, what) -> Samples:
-    import zipfile
-
     with _np_load(path, what) as z:
         try:
             arrays = {k: z[k] for k in z.files}
-        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        except Exception as exc:  # as in _np_load: a damaged record or a header that lies
             raise BadInput(f"Cannot read the {what} {path}: {exc}.", "Rewrite it with numpy.savez.") from exc
     if not arrays:
         raise BadInput(f"The {what} {path} holds no arrays.", "Save one array per input name with numpy.savez.")
@@ -218,7 +227,9 @@ def _load_images(folder: Path, specs, what) -> Samples:
         try:
             with Image.open(f) as im:
                 arr = np.asarray(im.convert(mode).resize((w, h), Image.BILINEAR))
-        except OSError as exc:
+        # PIL's decoders raise OSError on most damage, but also DecompressionBombError (a header
+        # claiming gigapixels), ValueError, SyntaxError, EOFError ...: all mean a damaged image
+        except Exception as exc:
             raise BadInput(f"Cannot read the image {f}: {exc}.", "Remove it or replace it.") from exc
         arr = arr.reshape(h, w, c)
         batch.append(arr.transpose(2, 0, 1) if nchw else arr)
