@@ -223,7 +223,10 @@ def _load_images(folder: Path, specs, what) -> Samples:
     if mode is None:
         raise BadInput(f"Input {spec.describe()} has {c} channels; images give 1 or 3.", "Use .npy or .npz.")
     batch = []
+    from .limits import regular_file
+
     for f in files:
+        regular_file(f, "The image")  # a FIFO named *.png would block the read
         try:
             with Image.open(f) as im:
                 arr = np.asarray(im.convert(mode).resize((w, h), Image.BILINEAR))

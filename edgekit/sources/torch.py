@@ -235,7 +235,9 @@ def _instantiate(cls, origin: str):
 def _load_weights(module, weights: str, origin: str) -> None:
     import torch
 
-    path = Path(weights)
+    from ..limits import existing_regular
+
+    path = existing_regular(weights, "The weights file")  # a FIFO would block torch.load
     if not path.is_file():
         raise BadInput(f"The weights file {path} does not exist.", "Check the --weights path.")
     if not isinstance(module, torch.nn.Module):

@@ -257,6 +257,10 @@ CASES = [
     Case("data-npz-empty", npz("d.npz"), VAL + ["--data", "{t}/d.npz"], 2, "holds no arrays"),
     Case("data-labels-mismatch", npz("d.npz", x=np.zeros((4, 8), np.float32), labels=np.zeros(3)),
          VAL + ["--data", "{t}/d.npz"], 2, "3 labels for 4 samples"),
+    Case("weights-fifo", fifo("w.pt"), ["convert", str(Path(__file__).parents[1] / "converters" / "torch_nets.py")
+         + ":OtherNet", "--weights", "{t}/w.pt", "-o", "{t}/o.pte", "--to", "executorch"], 2, "named pipe"),
+    Case("model-truncated-keras-in-a-process", lambda x: x.cut("tiny_keras", "m.keras"),
+         ["convert", "{t}/m.keras", "-o", "{t}/o.tflite"], 2, "truncated or corrupt", process=True, timeout=120),
     Case("data-image-folder-empty", lambda x: (x.t / "imgs").mkdir(), VAL + ["--data", "{t}/imgs"], 2, "holds no images"),
     Case("data-token-ids-out-of-range", None, ["convert", "{emb_pt2}", "--to", "executorch", "--data", "{ids_npy}",
          "-o", "{t}/o.pte"], 2, "integer inputs given are ids in [1, 50]"),

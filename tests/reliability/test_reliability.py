@@ -130,3 +130,30 @@ def test_readme_limits_table_is_the_limits_table():
     readme = (Path(__file__).parents[2] / "README.md").read_text()
     rows = [ln for ln in readme.splitlines() if ln.startswith("| `max_")]
     assert rows == [f"| `{k}` | {v:,} | {what} |" for k, (v, what) in LIMITS.items()]
+
+
+def test_debug_shows_the_traceback_of_a_bug(assets, monkeypatch):
+    """--debug keeps the traceback the boundary otherwise hides; --json adds the error object."""
+    from edgekit import report_files
+
+    def broken(report):
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr(report_files, "to_markdown", broken)
+    r = run_cli("--debug", "report", assets["report_json"])
+    assert r.exit_code == 1 and "Traceback" in r.stderr and "ZeroDivisionError" in r.stderr, r
+    r = run_cli("report", assets["report_json"], "--format", "md")
+    assert r.exit_code == 1 and "Traceback" not in r.stderr, r
+
+
+def test_json_error_object_for_a_bug(assets, monkeypatch):
+    """A bug under --json: exit 1 and {"error": {..., "kind": "bug"}} on stdout."""
+    from edgekit import build
+
+    def broken(*a, **k):
+        raise KeyError("missing")
+
+    monkeypatch.setattr(build, "convert", broken)
+    r = run_cli("convert", assets["tiny_keras"], "--json")
+    err = json.loads(r.stdout)["error"]
+    assert r.exit_code == 1 and err["kind"] == "bug" and err["exit_code"] == 1 and "KeyError" in err["message"], r
