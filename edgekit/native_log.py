@@ -12,11 +12,59 @@ import tempfile
 QUIET_LOGGERS = ("torchao", "torch.utils._pytree", "executorch", "litert_torch", "absl")
 
 
+# Top-level packages whose first import prints native start-up lines on fd 2 that no environment
+# variable silences (TensorFlow 2.21: "WARNING: All log messages before absl::InitializeLog()" and
+# the oneDNN notice; TF_ENABLE_ONEDNN_OPTS=0 would also change TF's CPU kernels).
+NOISY_IMPORTS = ("tensorflow", "keras", "tf_keras", "ai_edge_litert", "litert_torch", "ai_edge_quantizer")
+
+
+class _QuietImporter:
+    """A meta-path finder that runs the first import of a NOISY_IMPORTS package with fd 2
+    captured; the package itself is found and loaded by the normal machinery."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name not in NOISY_IMPORTS:
+            return None
+        import importlib.machinery
+
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
+            return None
+        spec.loader = _QuietLoader(spec.loader)
+        return spec
+
+
+class _QuietLoader:
+    def __init__(self, loader):
+        self.loader = loader
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module):
+        log = NativeLog()
+        try:
+            with capture_native_stderr() as log:
+                self.loader.exec_module(module)
+        except BaseException:
+            if log.text:  # an import that failed keeps its diagnostics
+                sys.stderr.write(log.text)
+            raise
+
+    def __getattr__(self, name):  # get_resource_reader, is_package ... from the real loader
+        return getattr(self.loader, name)
+
+
 def quiet_framework_logs() -> None:
     """Keep the frameworks' start-up chatter off the terminal (everything but --debug): TensorFlow's
-    C++ log levels through the environment (inherited by child processes), and the import-time
-    notices of the PyTorch stack (torchao's optional CUDA kernels, torch's pytree deprecations)."""
+    C++ log levels through the environment (inherited by child processes), the native lines
+    printed while TensorFlow & co. are first imported (captured, see NOISY_IMPORTS), and the
+    import-time notices of the PyTorch stack (torchao's optional CUDA kernels, torch's pytree
+    deprecations)."""
     import logging
+
+    if not any(isinstance(f, _QuietImporter) for f in sys.meta_path):
+        sys.meta_path.insert(0, _QuietImporter())
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "2")

@@ -1,0 +1,39 @@
+"""Nothing but edgekit's own lines reaches stderr without --debug: TensorFlow's start-up lines
+(absl's "All log messages before absl::InitializeLog()", the oneDNN notice), which no environment
+variable silences, are captured while the framework is first imported; -q means errors only."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+from tests.conftest import edgekit_cmd
+
+NOISE = ("absl::InitializeLog", "oneDNN custom operations", "port.cc", "cpu_feature_guard")
+
+
+def test_keras_commands_print_only_edgekit_lines(keras_digits, digits_files, tmp_path):
+    env = dict(os.environ, EDGEKIT_ISOLATE="1")
+    tflite = tmp_path / "d.tflite"
+    for args in (["convert", keras_digits["keras"], "-o", tflite, "--data", digits_files / "test.npz", "--samples", "16"],
+                 ["validate", keras_digits["keras"], tflite, "--data", digits_files / "test.npz", "--samples", "16"]):
+        p = subprocess.run([*edgekit_cmd(), *map(str, args)], capture_output=True, text=True, env=env, cwd=tmp_path)
+        assert p.returncode == 0, p.stderr
+        assert not [line for line in p.stderr.splitlines() if any(n in line for n in NOISE)], p.stderr
+        assert "parity" in p.stderr  # edgekit's own report is still there
+        q = subprocess.run([*edgekit_cmd(), "-q", *map(str, args)], capture_output=True, text=True, env=env,
+                           cwd=tmp_path)
+        assert q.returncode == 0 and q.stderr.strip() == "", q.stderr
+
+
+def test_a_failed_framework_import_keeps_its_diagnostics(tmp_path):
+    """The capture is only for start-up chatter: an import that fails still shows what it printed."""
+    import sys
+
+    code = ("import os, sys; from edgekit.native_log import quiet_framework_logs; quiet_framework_logs(); "
+            "sys.path.insert(0, sys.argv[1]); import keras")
+    (tmp_path / "keras").mkdir()
+    (tmp_path / "keras" / "__init__.py").write_text("import os\nos.write(2, b'native: cannot load libfoo.so\\n')\n"
+                                                    "raise ImportError('libfoo.so missing')\n")
+    p = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True)
+    assert p.returncode == 1 and "native: cannot load libfoo.so" in p.stderr and "libfoo.so missing" in p.stderr
