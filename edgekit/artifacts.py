@@ -121,14 +121,15 @@ def manifest_path(path: str | os.PathLike) -> Path:
 
 def read_manifest(path: str | os.PathLike) -> dict | None:
     """The manifest of artifact PATH as a dict (`Artifact.to_dict()` as written), or None when
-    there is none or it cannot be read or parsed (never raises)."""
+    there is none or it cannot be read or parsed, or holds no JSON object (never raises)."""
     mp = manifest_path(path)
     if not mp.is_file():
         return None
     try:
-        return json.loads(mp.read_text())
-    except (OSError, ValueError):
+        data = json.loads(mp.read_text())
+    except (OSError, ValueError, RecursionError):  # RecursionError: "[[[[..." nested too deeply
         return None
+    return data if isinstance(data, dict) else None
 
 
 def file_sha256(path: str | os.PathLike) -> str:

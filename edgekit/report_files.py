@@ -55,6 +55,16 @@ def load_report(path) -> dict:
             gone = ["profiles/budgets as lists"]
         if gone:
             raise BadInput(f"{p} is an incomplete run report: build {i + 1} lacks {', '.join(gone)}.", hint)
+    # The renderers read nested fields too (latency_ms.p50, each budget's value and limit, parity
+    # outputs' psnr_db ...): render once here, so that a report with one of those missing or of
+    # the wrong type is refused as such instead of failing halfway through `edgekit report`.
+    try:
+        to_markdown(report)
+        to_html(report)
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError, OverflowError) as exc:
+        field = f"no {exc.args[0]!r} field" if isinstance(exc, KeyError) and exc.args else f"{type(exc).__name__}: {exc}"
+        raise BadInput(f"{p} is a damaged run report: a field the report shows is missing or of the wrong type "
+                       f"({field}).", hint + " If it was edited by hand, compare it with a fresh one.") from exc
     return report
 
 
@@ -219,7 +229,7 @@ def to_html(report: dict) -> str:
         psnr = min((o["psnr_db"] for o in par.get("outputs", [])), default=None)
         cls = "pass" if b.get("passed") else "fail"
         out.append(f"<tr><td>{_esc(b['name'])}</td><td>{_esc(b['options']['to'])}</td><td>{_esc(b['options']['quantize'])}</td>"
-                   f"<td>{_esc(b['options']['io_dtype'])}</td><td>{_mb(c.get('size_bytes'))}</td>"
+                   f"<td>{_esc(b['options'].get('io_dtype', '—'))}</td><td>{_mb(c.get('size_bytes'))}</td>"
                    f"<td>{'—' if not par else _esc(('pass' if par['passed'] else 'FAIL') + f', PSNR {_fmt(psnr)} dB')}</td>"
                    f"<td class='{cls}'>{_esc(_status(b))}</td></tr>")
     out.append("</table><h2>Budgets</h2><table id='budgets'><tr><th>build</th><th>budget</th><th>target</th>"
