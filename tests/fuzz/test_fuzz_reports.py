@@ -82,6 +82,8 @@ def damaged_report(draw) -> dict:
             parent[path[-1]]
         except (KeyError, IndexError, TypeError):
             continue
+        if not isinstance(parent, (dict, list)):  # an earlier step retyped it to a string
+            continue
         op = draw(st.sampled_from(["remove", "retype", "retype", "dup"]))
         if op == "remove":
             if isinstance(parent, dict):
@@ -102,8 +104,9 @@ def report_text():
         damaged_report().map(lambda r: json.dumps(r, indent=2)).map(lambda t: t.encode()).flatmap(mutated).map(
             lambda b: b.decode("utf-8", "replace")),
         st.integers(0, len(base)).map(lambda n: base[:n]),
-        st.sampled_from(["[" * 100000, '{"a":' * 50000, "1" * 5000, "NaN", '"run"', "null", "{}",
-                         '{"kind": "run", "builds": {}}', '{"kind": "run", "builds": [1]}']),
+        st.sampled_from([("[", 100000), ('{"a":', 50000), ("1", 5000), ("NaN", 1), ('"run"', 1), ("null", 1),
+                         ("{}", 1), ('{"kind": "run", "builds": {}}', 1), ('{"kind": "run", "builds": [1]}', 1)]).map(
+            lambda t: t[0] * t[1]),  # deep nesting, a 5000-digit number, JSON that is no report
         st.recursive(st.none() | st.booleans() | st.floats() | st.integers() | st.text(max_size=5),
                      lambda c: st.lists(c, max_size=3) | st.dictionaries(st.sampled_from(
                          ["kind", "builds", "model", "name", "options", "profiles", "budgets", "status"]), c,
