@@ -160,7 +160,7 @@ def _crash(code: int, state: dict) -> ChildCrashed:
         how = f"crashed with {sig}" if sig != "SIGKILL" else "was killed (SIGKILL: out of memory?)"
     else:
         how = f"exited with status {code} without a result"
-    hint = state["hint"] or "Try another --quantize recipe or --to format; --debug shows the native log."
+    hint = state["hint"] or "Rerun with --debug to see the native log; if it persists, report it with the model."
     if state.get("native_log"):
         hint += "\nLast native log line: " + state["native_log"]
     return ChildCrashed(f"The native step '{state['step']}' {how}; nothing was written. This is a crash inside "
