@@ -122,6 +122,17 @@ def raise_if_ctrl_c_seen() -> None:
         raise KeyboardInterrupt
 
 
+DISTRIBUTION = "edgekit-ml"  # the name on the package index; `edgekit` there is an unrelated project
+CPU_TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
+
+
+def install_line(extra: str) -> str:
+    """The pip command that installs edgekit's EXTRA (tf, torch, onnx, ssh, android, all); for
+    torch with PyTorch's CPU wheel index, without which pip takes a multi-GB CUDA build."""
+    line = f"pip install '{DISTRIBUTION}[{extra}]'"
+    return line + f" --extra-index-url {CPU_TORCH_INDEX}" if extra in ("torch", "all") else line
+
+
 def require(module: str, extra: str, what: str | None = None):
     """Import an optional framework on first use, or explain which extra installs it."""
     import importlib
@@ -131,7 +142,7 @@ def require(module: str, extra: str, what: str | None = None):
     except ImportError as exc:
         raise MissingDependency(
             f"{what or module} is needed here but could not be imported ({exc}).",
-            f"Install it with: pip install 'edgekit[{extra}]'",
+            f"Install it with: {install_line(extra)}",
         ) from exc
 
 

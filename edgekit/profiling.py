@@ -27,7 +27,7 @@ from .agent.main import RESULT_PREFIX, SCHEMA_VERSION
 from .agent.stats import latency_stats, percentile  # noqa: F401  (one copy of the statistics)
 from .artifacts import read_manifest
 from .integrity import check_structure
-from .errors import BadInput, CheckFailed, EdgekitError, MissingDependency, TargetUnreachable
+from .errors import BadInput, CheckFailed, EdgekitError, MissingDependency, TargetUnreachable, install_line
 LATENCY_KEYS = ("min", "p50", "p90", "p99", "mean", "std", "max")
 
 
@@ -168,7 +168,7 @@ def parse_agent_output(stdout: str, stderr: str, code: int, where: str, local: b
     kind, msg, hint = err.get("kind"), err.get("message", "agent failed"), err.get("hint")
     if kind == "missing_dependency" and local:
         extra = err.get("extra")
-        raise MissingDependency(f"{where}: {msg}", f"Install it with: pip install 'edgekit[{extra}]'" if extra else hint)
+        raise MissingDependency(f"{where}: {msg}", f"Install it with: {install_line(extra)}" if extra else hint)
     if kind == "missing_dependency":
         raise TargetUnreachable(f"{where}: {msg}", f"Install it on the target: {hint}" if hint else None)
     if kind == "missing_library":  # an external delegate's library (libedgetpu) is not installed: exit 3

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Create .venv in the repository root and install edgekit with the pinned framework set.
-#   scripts/setup.sh          everything a user needs (edgekit[all])
+#   scripts/setup.sh          everything a user needs (edgekit-ml[all])
 #   scripts/setup.sh dev      plus what the tests need
 # torch is pinned to 2.13.0: executorch 1.5.1 links that libtorch. Where pip finds no CPU wheel of
 # it locally, set PIP_EXTRA_INDEX_URL to PyTorch's CPU wheel index, or pip takes a multi-GB CUDA build.
@@ -13,7 +13,7 @@ fi
 .venv/bin/python -m pip install --quiet --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
 extra=all
 [ "${1:-}" = "dev" ] && extra=dev
-.venv/bin/python -m pip install --quiet -e ".[$extra]"
+.venv/bin/python -m pip install --quiet -c scripts/constraints.txt -e ".[$extra]"
 # The pinned framework set must be consistent; the model packages the tests add with --no-deps
 # (below) declare requirements on purpose left out, so they are not held against it.
 if ! report=$(.venv/bin/python -m pip check 2>&1); then

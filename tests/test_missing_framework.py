@@ -53,7 +53,7 @@ def test_torch_factory_without_torch_is_exit_3(tmp_path, tf_only_env, where):
                         "-o", str(tmp_path / "net.tflite")], env=tf_only_env, capture_output=True, text=True,
                        timeout=300)
     assert p.returncode == 3, p.stderr
-    assert "pip install 'edgekit[torch]'" in p.stderr and "PyTorch" in p.stderr, p.stderr
+    assert "pip install 'edgekit-ml[torch]'" in p.stderr and "PyTorch" in p.stderr, p.stderr
     assert "Fix the error in that file" not in p.stderr and "Traceback" not in p.stderr, p.stderr
     assert not (tmp_path / "net.tflite").exists()
 

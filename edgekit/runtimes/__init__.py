@@ -31,7 +31,7 @@ from typing import Protocol
 import numpy as np
 
 from ..artifacts import format_of
-from ..errors import BadInput, MissingDependency
+from ..errors import BadInput, MissingDependency, install_line
 from ..specs import TensorSpec
 
 
@@ -148,7 +148,7 @@ def import_runtime(modules: tuple[str, ...], extra: str, what: str):
         except ImportError as exc:
             errors.append(f"{name}: {exc}")
     raise MissingDependency(f"{what} is needed here but could not be imported ({'; '.join(errors)}).",
-                            f"Install it with: pip install 'edgekit[{extra}]'")
+                            f"Install it with: {install_line(extra)}")
 
 
 def quantize(x: np.ndarray, spec: TensorSpec) -> np.ndarray:

@@ -247,7 +247,10 @@ def test_ci_example_commands_run_locally(tmp_path):
     work = tmp_path / "repo"
     shutil.copytree(EXAMPLE, work / "examples" / "digits", ignore=shutil.ignore_patterns("edgekit-out"))
     summary = tmp_path / "summary.md"
-    env = dict(os.environ, GITHUB_STEP_SUMMARY=str(summary), PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    # the workflow's env, as GitHub resolves it for a team whose pipeline file is the example's
+    assert workflow["env"]["PIPELINE"] == "${{ vars.EDGEKIT_PIPELINE || 'edgekit.yaml' }}"
+    env = dict(os.environ, GITHUB_STEP_SUMMARY=str(summary), PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+               PIPELINE="examples/digits/edgekit.yaml")
     for cmd in steps:
         if cmd.startswith("pip install"):
             continue

@@ -105,4 +105,4 @@ def test_missing_runtime_on_the_host_is_exit_3_with_the_edgekit_extra(digits_pte
 
     with pytest.raises(MissingDependency) as e:
         profile(digits_pte, target="host", runs=2, python=str(bare_python))
-    assert e.value.exit_code == 3 and "pip install 'edgekit[torch]'" in e.value.hint
+    assert e.value.exit_code == 3 and "pip install 'edgekit-ml[torch]' --extra-index-url https://download.pytorch.org/whl/cpu" in e.value.hint
