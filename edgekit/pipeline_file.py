@@ -237,13 +237,15 @@ def load(path: str | Path) -> Pipeline:
 
 
 def _check_targets(src, targets: list[str]) -> None:
-    """Every target string must be of a registered kind (edgekit.targets.TARGETS); raises
-    BadInput (exit 2) naming the line otherwise."""
+    """Every target string must be of a registered kind (edgekit.targets.TARGETS) or a named
+    target (the user's targets.toml); raises BadInput (exit 2) naming the line otherwise."""
     from edgekit import targets as registry
 
     for i, t in enumerate(targets):
-        if registry.kind_of(t) is None:
-            raise src.error(("targets", i), f"unknown target {t!r}.", f"Targets: {registry.forms()}.")
+        try:
+            registry.resolve(t)
+        except BadInput as exc:  # "Unknown target ..." → "unknown target ...", or a broken targets.toml
+            raise src.error(("targets", i), exc.message[:1].lower() + exc.message[1:], exc.hint) from None
 
 
 def _unknown(src, d: dict, allowed: set, at: tuple):

@@ -7,7 +7,8 @@ and `devices check`, the "Unknown target" hint and the README's target list deri
 Every target runs the same device agent (edgekit/agent/, a zipapp of edgekit's runtimes) and implements the
 contract in `base.Target`: `check()`, `profile(artifact, settings)`, `run(artifact, feeds)`.
 Adding a target is one module with `from_spec(spec, **options)` and one `TargetKind(...)` line
-below.
+below. Users name the target strings they use often in a TOML file (targets/names.py):
+`get("pi4")` reads `pi4 = "ssh://pi@raspberrypi.local"` there.
 """
 
 from __future__ import annotations
@@ -75,16 +76,37 @@ def scheme_of(spec: str) -> str:
     return spec.split(":", 1)[0].lower()
 
 
-def get(spec: str | None, **options):
-    """TARGET string → a Target object (nothing is contacted yet).
+def resolve(spec: str | None) -> str:
+    """TARGET string SPEC as a registered kind reads it: a named target (targets/names.py, the
+    user's targets.toml) → the string it stands for; any other SPEC unchanged (None → "host").
 
-    Raises BadInput (exit 2) for an unknown scheme, listing the registered forms.
+    Raises BadInput (exit 2) for a SPEC that is neither of a registered kind nor a name,
+    listing the named targets and the registered forms, or for a broken named-targets file.
     """
     spec = spec or "host"
-    kind = kind_of(spec)
-    if kind is None:
-        raise BadInput(f"Unknown target {spec!r}.", f"Targets: {forms()}.")
-    return kind.load().from_spec(spec, **options)
+    if kind_of(spec) is not None:
+        return spec
+    from . import names
+
+    named = names.lookup(spec.strip())
+    if named is None:
+        raise BadInput(f"Unknown target {spec!r}.", f"{names.unknown_hint()} Targets: {forms()}.")
+    return named
+
+
+def get(spec: str | None, **options):
+    """TARGET string (or a named target) → a Target object (nothing is contacted yet). A named
+    target reports under its name (`pi4`, not the string it stands for).
+
+    Raises BadInput (exit 2) for an unknown scheme or name, listing the named targets and the
+    registered forms.
+    """
+    spec = spec or "host"
+    resolved = resolve(spec)
+    target = kind_of(resolved).load().from_spec(resolved, **options)
+    if resolved != spec:
+        target.name = spec.strip()
+    return target
 
 
 def __getattr__(name: str):
