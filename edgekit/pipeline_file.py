@@ -110,6 +110,11 @@ class _Located:
             self.node = yaml.compose(text, Loader=yaml.SafeLoader)
             _check_graph(path, self.node)  # before anything walks it: aliases can loop or multiply
             self.data = yaml.safe_load(text)
+        except RecursionError:  # PyYAML composes nested collections recursively
+            raise BadInput(f"{path}: nested too deeply to read.", "Flatten the file (a few levels are enough).") from None
+        except ValueError as exc:  # PyYAML's int()/date(): 5000 digits, a date like 2001-13-45
+            raise BadInput(f"{path}: a value cannot be read ({str(exc).split(';')[0]}).",
+                           "Write numbers with a few digits and dates as real dates (or quote the value).") from exc
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f"line {mark.line + 1}" if mark else "somewhere"
@@ -282,6 +287,9 @@ def _shapes(src, v, at) -> dict:
             out[str(name)] = parse_shape(str(dims))[1]
         except BadInput as exc:
             raise src.error(at + (name,), exc.message, exc.hint) from None
+        except ValueError:  # a dimension over Python's 4300-digit limit of int()
+            raise src.error(at + (name,), f"{str(dims)[:40]}... has a dimension too long to be a number.",
+                            "input_shapes: {image: 1x224x224x3}") from None
     return out
 
 
@@ -349,10 +357,10 @@ def _builds(src, v, targets, rel) -> list[BuildSpec]:
             raise src.error(where, "each build is a mapping.", "- {name: int8, to: tflite, quantize: int8}")
         _unknown(src, b, BUILD_KEYS, where)
         to = b.get("to", "tflite")
-        if to not in converters.formats():
+        if not isinstance(to, str) or to not in converters.formats():
             raise src.error(where + ("to",), f"unknown target format {to!r}.", "to: " + " | ".join(converters.formats()))
         q = b.get("quantize", "none")
-        if q not in quantization.RECIPES:
+        if not isinstance(q, str) or q not in quantization.RECIPES:  # a list is unhashable: TypeError
             raise src.error(where + ("quantize",), f"unknown quantization {q!r}.",
                             "quantize: " + " | ".join(quantization.RECIPES))
         name = b.get("name") or f"{to}-{q}"
@@ -365,7 +373,7 @@ def _builds(src, v, targets, rel) -> list[BuildSpec]:
         out.append(BuildSpec(
             name=name, to=to, quantize=q, io_dtype=str(b.get("io_dtype", "float32")),
             input_shapes=_shapes(src, b.get("input_shapes"), where + ("input_shapes",)),
-            calibration=rel(b.get("calibration")), allow_tf_ops=b.get("allow_tf_ops", False),
+            calibration=rel(_opt_str(src, b, "calibration", where)), allow_tf_ops=b.get("allow_tf_ops", False),
             channels_last_io=b.get("channels_last_io", False),
             budgets=_budgets(src, b.get("budgets", {}), where + ("budgets",), targets),
         ))
