@@ -78,8 +78,27 @@ def calibration_batches(source, options, layout=None) -> list[tuple] | None:
     return batches
 
 
+def reference_shapes(source, feeds: dict | None = None) -> list[tuple]:
+    """The source's output shapes on FEEDS ({input name: array}; default: zeros of its input
+    specs), computed now on those same values: an output whose size depends on the data
+    (x[x > 0.5]) has no shape of its own, only one per input."""
+    import numpy as np
+
+    feeds = feeds or {s.name: np.zeros(s.shape, s.dtype if s.dtype != "float16" else "float32") for s in source.inputs}
+    outs = source.reference(feeds)
+    return [tuple(np.shape(outs[n])) for n in source.extra.get("output_names", list(outs))]
+
+
 def check_outputs(session, source, what: str, sample=None, nhwc_outputs=()) -> None:
-    """Run the artifact once; its outputs must have the source's shapes (CheckFailed otherwise)."""
+    """Run the artifact once on zeros (or SAMPLE) and the source on the same values; the outputs
+    must have the same shapes (CheckFailed, exit 1, otherwise) and be finite.
+
+    Args:
+        session: the artifact's runtime session; source: the SourceModel; what: ".pte" etc.
+        sample: {artifact input name: array} to feed instead of zeros (the source then gets
+            zeros too only when SAMPLE is None: pass SAMPLE only for inputs of the source's layout).
+        nhwc_outputs: indices of outputs the artifact gives NHWC for the source's NCHW.
+    """
     import numpy as np
 
     from edgekit.runtimes import run_float
@@ -88,15 +107,18 @@ def check_outputs(session, source, what: str, sample=None, nhwc_outputs=()) -> N
                        for s in session.inputs}
     outs = run_float(session, feeds)
     got = [tuple(np.shape(v)) for v in outs.values()]
-    want = [tuple(s.shape) for s in source.outputs]
+    # zeros are the same values in any layout: the source sees what the artifact saw
+    want = reference_shapes(source, None if sample is None else {s.name: v for s, v in zip(source.inputs, feeds.values())})
     for i in nhwc_outputs:
         if i < len(want) and len(want[i]) == 4:
             n, c, h, w = want[i]
             want[i] = (n, h, w, c)
     if len(got) != len(want) or any(sorted(g) != sorted(w) or np.prod(g) != np.prod(w) for g, w in zip(got, want)):
         raise CheckFailed(
-            f"The {what} runs but gives outputs of shape {got}; the source model gives {want}.",
-            "The conversion changed what the model computes; report it with the model (add --debug).",
+            f"The {what} runs but gives outputs of shape {got} where the source model gives {want} on the same "
+            "input.",
+            "The converted file computes outputs of other sizes than the model; run edgekit validate on real data "
+            "to see which output differs (add --debug for the converter's log).",
         )
     for name, v in outs.items():
         if np.asarray(v).dtype.kind == "f" and not np.isfinite(v).all():

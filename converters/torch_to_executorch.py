@@ -100,12 +100,13 @@ def convert(source, recipe: QuantRecipe, dest: Path, options) -> Artifact:
     etrecord = write_etrecord(program, example, dest) if want_etrecord else None
     session = ExecuTorchSession(dest)  # CheckFailed naming the operator when a kernel is missing
     shapes = session.check_all_methods()
-    want = [tuple(s.shape) for s in source.outputs]
+    want = common.reference_shapes(source)  # on the same zeros check_all_methods fed
     if shapes.get(session.method_name) != want:
         raise CheckFailed(
-            f"The .pte runs but {session.method_name}() gives outputs of shape {shapes.get(session.method_name)}; "
-            f"the source model gives {want}.",
-            "The lowering changed what the model computes; report it with the model (add --debug).",
+            f"The .pte runs but {session.method_name}() gives outputs of shape {shapes.get(session.method_name)} "
+            f"where the source model gives {want} on the same input (zeros).",
+            "The .pte computes outputs of other sizes than the model; run edgekit validate on real data to see "
+            "which output differs (add --debug for the lowering log).",
         )
     common.check_outputs(session, source, ".pte")
     versions = _versions()

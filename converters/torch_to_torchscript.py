@@ -58,7 +58,8 @@ def convert(source, recipe: QuantRecipe, dest: Path, options) -> Artifact:
             scripted = source.native
         else:
             try:
-                with torch.no_grad():
+                with torch.no_grad(), warnings.catch_warnings(record=True) as traced_warnings:
+                    warnings.simplefilter("always", torch.jit.TracerWarning)
                     scripted = torch.jit.trace(source.native.eval(), example, check_trace=True)
                 how = "traced"
             except Exception as trace_exc:
@@ -71,6 +72,8 @@ def convert(source, recipe: QuantRecipe, dest: Path, options) -> Artifact:
                         f"trace: {_line(trace_exc)}; script: {_line(exc)}",
                         "Use --to executorch (torch.export handles more models), or make forward() "
                         "scriptable.") from exc
+            else:
+                refuse_unsafe_trace(traced_warnings, source.origin)
         try:
             frozen = torch.jit.freeze(scripted.eval()) if hasattr(scripted, "training") else scripted
         except Exception:  # already frozen, or a module freeze cannot handle: keep it unfrozen
@@ -97,6 +100,28 @@ def convert(source, recipe: QuantRecipe, dest: Path, options) -> Artifact:
                     quantization={"recipe": recipe.name, "effective": True},
                     extra={"torchscript": {"method": how, "frozen": frozen is not scripted or how == "scripted (given)",
                                            "optimize_for_mobile": optimized}, "notes": notes})
+
+
+def refuse_unsafe_trace(caught, origin: str) -> None:
+    """UnsupportedModel (exit 2, nothing written) when torch.jit.trace warned (TracerWarning) while
+    tracing: the trace froze one path of a branch on data (or a value turned into a Python
+    number), so the .ptl would be right on inputs like the example and wrong on others, and a
+    parity check on data that takes the same branch cannot see it. CAUGHT: the warnings recorded
+    during the trace; ORIGIN names the model."""
+    import torch
+
+    tracer = [w for w in caught if issubclass(w.category, torch.jit.TracerWarning)]
+    if not tracer:
+        return
+    where = {f"{w.filename.rsplit('/', 1)[-1]}:{w.lineno}" for w in tracer}
+    said = str(tracer[0].message).strip().splitlines()[0][:300]
+    raise UnsupportedModel(
+        f"Tracing the model from {origin} is not faithful: torch.jit.trace warned {len(tracer)} time(s) "
+        f"({said}; at {', '.join(sorted(where))}). A trace records the one path the example input took, so "
+        "the .ptl would compute something else on inputs that take another branch.",
+        "Script it instead (return torch.jit.script(model) from the factory, or save it with torch.jit.save("
+        "torch.jit.script(model)) and convert that .pt), or use --to executorch after rewriting the branch with "
+        "torch.cond/torch.where (torch.export refuses data-dependent branches instead of freezing one).")
 
 
 def _line(exc) -> str:

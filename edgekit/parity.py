@@ -36,6 +36,7 @@ class ParityResult:
     outputs: list[dict] = field(default_factory=list)
     accuracy: dict | None = None
     notes: list[str] = field(default_factory=list)
+    batching: dict | None = None  # how samples were grouped: {batch, from, padded}
 
     def to_dict(self) -> dict:
         """The JSON form (`parity` in convert/validate results)."""
@@ -51,6 +52,8 @@ class ParityResult:
             d["accuracy"] = self.accuracy
         if self.notes:
             d["notes"] = self.notes
+        if self.batching:
+            d["batching"] = self.batching
         return d
 
 
@@ -112,53 +115,152 @@ def _same_elements(a: tuple, b: tuple) -> bool:
 
 def check(reference, session: Session, samples, precision: str = "fp32", overrides: dict | None = None,
           progress=None, output_map: dict | None = None) -> ParityResult:
-    """Run both on `samples` and judge by the preset for `precision` (with overrides).
+    """Run both on `samples`, fed as the model declares its batch, and judge by the preset for
+    `precision` (with overrides).
 
-    `output_map` (reference output name → candidate TensorSpec) overrides the name/shape/position
-    matching when the caller resolved it otherwise (edgekit validate matches by values too).
+    Args:
+        reference: callable {input name: array (B, ...)} → {output name: array}; its optional
+            attribute `batch` (int) is the batch the reference model declares.
+        session: the candidate's runtime session (`edgekit.runtimes.Session`).
+        samples: `edgekit.data.Samples`, N samples per input (batch axis first).
+        precision, overrides: pick the thresholds (`thresholds_for`).
+        progress: optional callable(done, total) per sample.
+        output_map: reference output name → candidate TensorSpec, overriding the name/shape/
+            position matching when the caller resolved it otherwise (validate matches by values).
+
+    Both sides get the same groups of B samples, B being the batch the artifact's inputs declare
+    (batch 1, a fixed N), else the reference's `batch`, else 1; a last group short of B is padded
+    with repeated samples whose outputs are left out (`batching` in the result says so). Outputs
+    are compared group by group, so an output whose size depends on the data is compared as such.
+
+    Returns a ParityResult. Raises BadInput (exit 2) when the reference and the artifact declare
+    different fixed batches, or the models differ in their number of inputs/outputs.
     """
     thresholds = thresholds_for(precision, overrides)
     n = len(samples)
-    ref = reference(samples.inputs)
-    ref_names = list(ref)
-    out_map = output_map or match_specs(ref_names, {k: v.shape for k, v in ref.items()}, session.outputs, "output")
     in_specs = {s.name: s for s in session.inputs}
     in_map = match_specs(list(samples.inputs), {k: v.shape for k, v in samples.inputs.items()}, session.inputs, "input")
-    cand_chunks: dict[str, list] = {n_: [] for n_ in ref_names}
-    for i in range(n):
-        feed = {in_map[k].name: adapt_layout(v[i : i + 1], in_specs[in_map[k].name].shape) for k, v in samples.inputs.items()}
+    batch, batching = _batch_as_declared(reference, [in_map[k] for k in samples.inputs])
+    order = np.arange(n)
+    if n % batch:
+        order = np.concatenate([order, np.resize(np.arange(n), batch - n % batch)])  # pad by repeating
+    groups = [order[g : g + batch] for g in range(0, len(order), batch)]
+    if len(order) > n:
+        batching["padded"] = int(len(order) - n)
+        batching["note"] = batching["note"][:-1] + (f"; the last group padded with {len(order) - n} repeated "
+                                                    "sample(s), left out of the verdict.")
+    batching["groups"] = len(groups)
+    ref_groups, cand_groups, out_map = [], [], output_map
+    whole = None
+    if getattr(reference, "batch", None) is None:  # a plain callable: one call, its outputs split by group
+        whole = {k: np.asarray(v) for k, v in reference({k: v[order] for k, v in samples.inputs.items()}).items()}
+    for gi, idx in enumerate(groups):
+        feeds = {k: v[idx] for k, v in samples.inputs.items()}
+        if whole is None:
+            ref = {k: np.asarray(v) for k, v in reference(feeds).items()}
+        else:
+            ref = {k: v[gi * batch : (gi + 1) * batch] if v.ndim and len(v) == len(order) else v
+                   for k, v in whole.items()}
+        if out_map is None:
+            out_map = match_specs(list(ref), {k: v.shape for k, v in ref.items()}, session.outputs, "output")
+        feed = {in_map[k].name: adapt_layout(v, in_specs[in_map[k].name].shape) for k, v in feeds.items()}
         outs = run_float(session, feed)
-        for name in ref_names:
-            cand_chunks[name].append(outs[out_map[name].name])
+        keep = min(batch, n - gi * batch)  # the real samples of this group
+        ref_groups.append({k: _trim(v, batch, keep) for k, v in ref.items()})
+        cand_groups.append({k: _trim(adapt_layout(np.asarray(outs[out_map[k].name]), ref[k].shape), batch, keep)
+                            for k in ref})
         if progress:
-            progress(i + 1, n)
+            progress(min((gi + 1) * batch, n), n)
+    ref_names = list(ref_groups[0])
     results, passed, notes = [], True, []
+    if batching["batch"] > 1 or batching.get("padded"):
+        notes.append(batching["note"])
+    ref_all, cand_all = {}, {}
     for name in ref_names:
-        r = np.asarray(ref[name])
-        c = adapt_layout(np.concatenate(cand_chunks[name]), r.shape)
-        if c.shape != r.shape:
+        rs, cs = [g[name] for g in ref_groups], [g[name] for g in cand_groups]
+        differ = [i for i, (r_, c_) in enumerate(zip(rs, cs)) if r_.shape != c_.shape]
+        varying = len({_per_sample(r_, batch, min(batch, n - i * batch)) for i, r_ in enumerate(rs)}) > 1
+        if differ and not varying:
             raise BadInput(
-                f"Output {name!r}: the reference gives shape {r.shape[1:]}, the candidate "
-                f"{out_map[name].name!r} gives {c.shape[1:]} per sample.",
-                "The models do not compute the same thing; check --input-shape and the converted file.",
+                f"Output {name!r}: the reference gives shape {rs[0].shape} per group of {batch} sample(s), the "
+                f"candidate {out_map[name].name!r} gives {cs[differ[0]].shape}.",
+                "The two do not have the same output signature: compare the artifact with the model it was "
+                "converted from, with the same --input-shape.",
             )
+        if differ:  # an output whose size depends on the data (x[x > 0.5]) and differs on some samples
+            first = groups[differ[0]][: min(batch, n - differ[0] * batch)].tolist()
+            passed = False
+            results.append({"name": name, "candidate_name": out_map[name].name, "passed": False,
+                            "data_dependent_shape": True,
+                            "failures": [f"its size depends on the data and differs on {len(differ)} of "
+                                         f"{len(groups)} group(s) (first on sample(s) {first}: reference "
+                                         f"{rs[differ[0]].shape}, candidate {cs[differ[0]].shape})"]})
+            continue
+        r, c = (_join(rs), _join(cs)) if not varying else \
+            (np.concatenate([x.ravel() for x in rs]), np.concatenate([x.ravel() for x in cs]))
+        ref_all[name], cand_all[name] = r, c
         entry, said = judge_output(r, c, thresholds, name)
+        if varying:
+            entry["data_dependent_shape"] = True
         passed &= entry["passed"]
         notes += said
         results.append({"name": name, "candidate_name": out_map[name].name, **entry})
     accuracy = None
-    if samples.labels is not None and len(ref_names) >= 1 and metrics.is_classifier_output(np.asarray(ref[ref_names[0]])):
-        name = ref_names[0]
-        ra = metrics.accuracy(ref[name], samples.labels)
-        ca = metrics.accuracy(np.concatenate(cand_chunks[name]), samples.labels)
-        accuracy = {"output": name, "reference": ra, "candidate": ca, "delta": ca - ra}
+    first = ref_names[0] if ref_names else None
+    if samples.labels is not None and first in ref_all and len(ref_all[first]) == n \
+            and metrics.is_classifier_output(ref_all[first]):
+        ra = metrics.accuracy(ref_all[first], samples.labels)
+        ca = metrics.accuracy(cand_all[first], samples.labels)
+        accuracy = {"output": first, "reference": ra, "candidate": ca, "delta": ca - ra}
         limit = thresholds.get("max_accuracy_drop")
         if limit is not None and ra - ca > limit + 1e-12:
             passed = False
             accuracy["failure"] = f"accuracy dropped {100 * (ra - ca):.2f} points > {100 * limit:.2f}"
     if samples.is_random:
         notes.append("Random inputs: this proves the plumbing, not the accuracy. Pass real samples with --data.")
-    return ParityResult(passed, precision, n, samples.is_random, thresholds, results, accuracy, notes)
+    result = ParityResult(passed, precision, n, samples.is_random, thresholds, results, accuracy, notes)
+    result.batching = {k: v for k, v in batching.items() if k != "note"}
+    return result
+
+
+def _batch_as_declared(reference, cand_inputs: list[TensorSpec]) -> tuple[int, dict]:
+    """The batch both sides are fed: the artifact's declared batch (first axis of its inputs),
+    else the reference's `batch` attribute, else 1. Returns (batch, {batch, from, note}).
+    BadInput (exit 2) when both declare a fixed batch and they differ."""
+    declared = {int(s.shape[0]) for s in cand_inputs if len(s.shape) and isinstance(s.shape[0], (int, np.integer))
+                and s.shape[0] is not None and int(s.shape[0]) > 0}
+    ref_batch = getattr(reference, "batch", None)
+    if len(declared) > 1:
+        raise BadInput(f"The artifact's inputs declare different batches ({sorted(declared)}).",
+                       "Convert the model with one batch size for every input (--input-shape).")
+    cand_batch = declared.pop() if declared else None
+    if cand_batch and ref_batch and cand_batch != ref_batch:
+        raise BadInput(
+            f"The reference model declares batch {ref_batch}, the artifact batch {cand_batch}: they cannot be fed "
+            "the same groups of samples.",
+            f"Convert (or load) both with the same batch (--input-shape NAME={cand_batch}x...).",
+        )
+    batch = int(cand_batch or ref_batch or 1)
+    where = "as the artifact declares" if cand_batch else "as the reference declares" if ref_batch else "default"
+    note = (f"Batch as declared: both sides fed groups of {batch} sample(s) ({where})" if batch > 1 else
+            f"Batch as declared: both sides fed one sample at a time ({where})")
+    return batch, {"batch": batch, "from": where, "note": note + "."}
+
+
+def _per_sample(v: np.ndarray, batch: int, keep: int) -> tuple:
+    """An output's shape without its group axis (the whole shape when it has none)."""
+    return v.shape[1:] if v.ndim and v.shape[0] in (batch, keep) else v.shape
+
+
+def _trim(v: np.ndarray, batch: int, keep: int) -> np.ndarray:
+    """Drop the padded samples of a group from an output that has the group's batch axis."""
+    v = np.asarray(v)
+    return v[:keep] if keep < batch and v.ndim and v.shape[0] == batch else v
+
+
+def _join(parts: list) -> np.ndarray:
+    """Concatenate per-group outputs along the first axis (0-d outputs are stacked)."""
+    return np.stack(parts) if parts[0].ndim == 0 else np.concatenate(parts)
 
 
 def judge_output(ref, cand, thresholds: dict, name: str = "output") -> tuple[dict, list[str]]:

@@ -132,6 +132,7 @@ def validate(
         finally:
             timed["reference_s"] += time.perf_counter() - t
 
+    timed_reference.batch = getattr(ref.call, "batch", None)  # the batch the reference declares
     log(f"Comparing on {len(data_samples)} sample(s)")
     t0 = time.perf_counter()
     result = parity_mod.check(timed_reference, session, data_samples, precision, thresholds, progress,

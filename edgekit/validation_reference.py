@@ -112,13 +112,17 @@ def run_batched(session, feeds: dict, step: int) -> dict:
 def session_reference(session) -> Callable[[dict], dict]:
     """A runtime session as a batched reference: real values in, real values out (keyed by the
     session's output names). Sessions whose inputs take any batch size (ONNX with a dynamic first
-    axis) run REF_BATCH samples per call, others one at a time."""
-    step = REF_BATCH if getattr(session, "batchable", False) else 1
+    axis) run REF_BATCH samples per call, others in groups of the batch they declare (the
+    function's `batch` attribute, read by edgekit.parity.check)."""
+    firsts = {s.shape[0] for s in session.inputs if len(s.shape) and isinstance(s.shape[0], int) and s.shape[0] > 0}
+    declared = firsts.pop() if len(firsts) == 1 else 1
+    step = REF_BATCH if getattr(session, "batchable", False) else declared
 
     def reference(feeds: dict) -> dict:
         outs = run_batched(session, feeds, step)
         return {s.name: outs[s.name] for s in session.outputs}
 
+    reference.batch = None if getattr(session, "batchable", False) else declared
     return reference
 
 

@@ -99,6 +99,27 @@ def data_failure(exc: BaseException, origin: str, feeds: dict, start: int) -> Ba
                     "preprocessing, shapes and value ranges).")
 
 
+def in_groups(feeds: dict, batch: int):
+    """Split FEEDS ({input name: array (N, ...)}) into groups of BATCH samples, as a model that
+    declares batch BATCH takes them: yields (start, {name: array (BATCH, ...)}, keep), the last
+    group padded with repeated samples when N is not a multiple of BATCH; KEEP is how many of the
+    group's rows are real (the caller drops the others from outputs that have the batch axis)."""
+    n = len(next(iter(feeds.values())))
+    batch = max(1, int(batch or 1))
+    for start in range(0, n, batch):
+        keep = min(batch, n - start)
+        idx = np.arange(start, start + keep)
+        if keep < batch:
+            idx = np.concatenate([idx, np.resize(np.arange(n), batch - keep)])
+        yield start, {k: np.asarray(v)[idx] for k, v in feeds.items()}, keep
+
+
+def keep_rows(v, batch: int, keep: int):
+    """V without the padded rows that `in_groups` added (only when V has the group's batch axis)."""
+    v = np.asarray(v)
+    return v[:keep] if keep < batch and v.ndim and v.shape[0] == batch else v
+
+
 KERAS_SUFFIXES = {".keras", ".h5", ".hdf5"}
 TORCH_SUFFIXES = {".pt2", ".pt", ".pth", ".ptl"}
 
@@ -168,7 +189,7 @@ def from_object(obj, origin: str, input_shapes: dict, weights: str | None = None
     class with WEIGHTS (see `sources.torch.from_object`). ORIGIN names it in messages;
     INPUT_SHAPES as in `load_model`. Raises BadInput (exit 2) for anything else."""
     module_name = type(obj if not isinstance(obj, tuple) else obj[0]).__module__ or ""
-    if module_name.startswith(("keras", "tf_keras", "tensorflow")):
+    if module_name.startswith(("keras", "tf_keras", "tensorflow")) or _is_keras_model(obj):
         from . import keras as keras_src
 
         return keras_src.from_keras_model(obj, origin, input_shapes)
@@ -181,6 +202,14 @@ def from_object(obj, origin: str, input_shapes: dict, weights: str | None = None
         f"{origin} returned a {type(obj).__name__}, which is not a model edgekit can convert.",
         "Return a keras.Model, a torch.nn.Module, or a tuple (module, example_inputs).",
     )
+
+
+def _is_keras_model(obj) -> bool:
+    """Any keras.Model, subclasses defined in the user's own module included (by type, not by
+    module name); False when Keras was never imported (then it cannot be one)."""
+    keras = sys.modules.get("keras")
+    model_cls = getattr(keras, "Model", None) if keras is not None else None
+    return isinstance(model_cls, type) and isinstance(obj, model_cls)
 
 
 def _stamp(model: SourceModel, path) -> SourceModel:

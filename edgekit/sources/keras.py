@@ -15,7 +15,7 @@ from ..specs import TensorSpec, resolve_shapes
 from . import SourceModel
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
-BATCH = 64  # reference outputs are computed in batches of this many samples
+BATCH = 64  # kept for callers; references run in groups of the model's declared batch
 
 
 def _tf():
@@ -71,8 +71,9 @@ def from_keras_model(model, origin: str, input_shapes: dict) -> SourceModel:
     """A built keras.Model → SourceModel (framework "keras").
 
     Inputs keep the Keras input names; outputs are named by the layers that produce them
-    (`extra["output_names"]`). `reference` runs the model with training=False in batches of
-    BATCH (64) samples; `extra["export_saved_model"](folder)` writes a fixed-shape SavedModel
+    (`extra["output_names"]`). `reference` runs the model with training=False in groups of the
+    batch the model declares (a dynamic batch: the resolved one, 1 by default), padding the
+    last; `extra["export_saved_model"](folder)` writes a fixed-shape SavedModel
     for the TFLite converter. Raises BadInput (exit 2) for an object that is not a keras.Model,
     a model without defined inputs (subclassed, never built), or a dimension left unknown."""
     import keras
@@ -83,33 +84,46 @@ def from_keras_model(model, origin: str, input_shapes: dict) -> SourceModel:
         model_inputs = list(model.inputs)
     except (AttributeError, ValueError):
         model_inputs = []
-    if not model_inputs:
-        raise BadInput(
-            f"The Keras model from {origin} has no defined inputs (a subclassed model that was never built).",
-            "Build it on an input first, e.g. wrap it: keras.Sequential([keras.Input((8, 8, 1)), model]).",
-        )
+    if not model_inputs:  # a subclassed model: call it on inputs of known shapes (the user's object untouched)
+        model = _functional_twin(model, origin, input_shapes)
+        model_inputs = list(model.inputs)
+    in_struct = getattr(model, "_inputs_struct", None)
+    in_keys = list(in_struct) if isinstance(in_struct, dict) else None  # dict inputs: fed by key
     raw = [
-        TensorSpec(_input_name(t, i), tuple(t.shape), np.dtype(str(t.dtype)).name)
-        for i, t in enumerate(model_inputs)
+        TensorSpec(in_keys[i] if in_keys else _input_name(t, i), tuple(t.shape), np.dtype(str(t.dtype)).name)
+        for i, t in enumerate(in_struct.values() if in_keys else model_inputs)
     ]
     specs = resolve_shapes(raw, input_shapes, what="Keras model")
-    out_names = _output_names(model)
+    out_struct = getattr(model, "_outputs_struct", None)
+    out_keys = list(out_struct) if isinstance(out_struct, dict) else None  # dict outputs: named by key
+    out_names = out_keys or _output_names(model)
     multi = len(specs) > 1
 
-    def reference(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        n = len(next(iter(feeds.values())))
-        chunks = []
-        for i in range(0, n, BATCH):
-            xs = [feeds[s.name][i : i + BATCH] for s in specs]
-            try:
-                y = model(xs if multi else xs[0], training=False)
-            except Exception as exc:  # InvalidArgumentError: token ids beyond the embedding
-                from . import data_failure
+    def call(xs):
+        """The model on one group: XS in spec order → its outputs in out_names order."""
+        y = model({s.name: x for s, x in zip(specs, xs)} if in_keys else xs if multi else xs[0], training=False)
+        if isinstance(y, dict):
+            return [y[k] for k in out_names] if out_keys else list(y.values())
+        return list(y) if isinstance(y, (list, tuple)) else [y]
 
+    batch = int(specs[0].shape[0]) if specs and specs[0].shape else 1
+
+    def reference(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Groups of the batch the model declares (a dynamic batch: the resolved one), as the
+        artifact is fed (see edgekit.parity.check)."""
+        from . import data_failure, in_groups, keep_rows
+
+        chunks = []
+        for i, group, keep in in_groups(feeds, batch):
+            xs = [group[s.name] for s in specs]
+            try:
+                ys = call(xs)
+            except Exception as exc:  # InvalidArgumentError: token ids beyond the embedding
                 raise data_failure(exc, origin, {s.name: x for s, x in zip(specs, xs)}, i) from exc
-            ys = y if isinstance(y, (list, tuple)) else list(y.values()) if isinstance(y, dict) else [y]
-            chunks.append([np.asarray(v) for v in ys])
+            chunks.append([keep_rows(np.asarray(v), batch, keep) for v in ys])
         return {name: np.concatenate([c[j] for c in chunks]) for j, name in enumerate(out_names)}
+
+    reference.batch = batch
 
     def export_saved_model(folder: str) -> str:
         """A SavedModel with one fixed-shape 'serving_default' signature whose outputs carry the
@@ -122,9 +136,7 @@ def from_keras_model(model, origin: str, input_shapes: dict) -> SourceModel:
         archive.track(model)
 
         def serve(*args):
-            y = model(list(args) if multi else args[0], training=False)
-            ys = y if isinstance(y, (list, tuple)) else list(y.values()) if isinstance(y, dict) else [y]
-            return dict(zip(out_names, ys))
+            return dict(zip(out_names, call(list(args))))
 
         sig = [tf.TensorSpec(s.shape, s.dtype, name=s.name) for s in specs]
         archive.add_endpoint("serving_default", serve, input_signature=sig)
@@ -140,6 +152,40 @@ def from_keras_model(model, origin: str, input_shapes: dict) -> SourceModel:
         reference=reference,
         extra={"export_saved_model": export_saved_model, "output_names": out_names},
     )
+
+
+def _functional_twin(model, origin: str, input_shapes: dict):
+    """A subclassed keras.Model (no symbolic inputs) → a functional model calling it on
+    keras.Input of the shapes given by --input-shape (by call() parameter name or position), else
+    of the shape it was built with; the user's model and weights are shared, not changed.
+    BadInput (exit 2) when neither says the shapes."""
+    import inspect
+
+    import keras
+
+    try:
+        params = [p.name for p in inspect.signature(model.call).parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty]
+    except (TypeError, ValueError):
+        params = []
+    params = params or ["input_0"]
+    built = list((getattr(model, "_build_shapes_dict", None) or {}).values())
+    shapes = []
+    for i, name in enumerate(params):
+        dims = input_shapes.get(name, input_shapes.get(i)) if input_shapes else None
+        if dims is None and i < len(built) and isinstance(built[i], (tuple, list)):
+            dims = tuple(built[i])
+        if dims is None:
+            raise BadInput(
+                f"The Keras model from {origin} is a subclassed model that was never built, so its input "
+                f"{name!r} has no known shape.",
+                f"Give it with --input-shape {name}=1x... , or call the model once on an input (or build it) "
+                "in the factory before returning it.",
+            )
+        shapes.append(tuple(dims))
+    inputs = [keras.Input(batch_shape=shape, name=name) for name, shape in zip(params, shapes)]
+    out = model(*inputs)
+    return keras.Model(inputs if len(inputs) > 1 else inputs[0], out, name=f"{model.name}_functional")
 
 
 def _input_name(t, i: int) -> str:
@@ -161,7 +207,7 @@ def _output_names(model) -> list[str]:
 def load_saved_model(path: Path, input_shapes: dict) -> SourceModel:
     """A TensorFlow SavedModel folder → SourceModel (framework "tf-savedmodel") through its
     `serving_default` signature: inputs and outputs in the signature's sorted key order,
-    `reference` calling it in batches of BATCH (64) samples.
+    `reference` calling it in groups of the declared (or resolved) batch.
 
     Raises BadInput (exit 2) for a folder without saved_model.pb(txt), one TensorFlow cannot
     load, one without a `serving_default` signature, or a dimension left unknown;
@@ -190,13 +236,18 @@ def load_saved_model(path: Path, input_shapes: dict) -> SourceModel:
     specs = resolve_shapes(raw, input_shapes, what="SavedModel")
     out_names = sorted(sig.structured_outputs)
 
+    batch = int(specs[0].shape[0]) if specs and specs[0].shape else 1
+
     def reference(feeds):
-        n = len(next(iter(feeds.values())))
+        from . import in_groups, keep_rows
+
         chunks = []
-        for i in range(0, n, BATCH):
-            y = sig(**{s.name: tf.constant(feeds[s.name][i : i + BATCH]) for s in specs})
-            chunks.append({k: np.asarray(v) for k, v in y.items()})
+        for _, group, keep in in_groups(feeds, batch):
+            y = sig(**{s.name: tf.constant(group[s.name]) for s in specs})
+            chunks.append({k: keep_rows(np.asarray(v), batch, keep) for k, v in y.items()})
         return {k: np.concatenate([c[k] for c in chunks]) for k in out_names}
+
+    reference.batch = batch
 
     static = all(d is not None for _, ts in in_struct.items() for d in ts.shape.as_list())
 

@@ -159,23 +159,25 @@ def _source(framework, origin, native, runnable, example, names) -> SourceModel:
     out_specs = [TensorSpec(n, tuple(t.shape), _np_dtype(t.dtype)) for n, t in zip(out_names, outs)]
 
     def reference(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Sample by sample with the example's batch size: as the artifact runs them."""
-        n = len(next(iter(feeds.values())))
-        b = specs[0].shape[0] if specs and specs[0].shape else 1
+        """Groups of the example's batch size (padded at the end): as the artifact runs them."""
+        from . import data_failure, in_groups, keep_rows
+
         chunks = []
         with torch.no_grad():
-            for i in range(0, n, b):
-                args = [torch.from_numpy(np.ascontiguousarray(feeds[s.name][i : i + b])).to(t.dtype)
+            for i, group, keep in in_groups(feeds, b):
+                args = [torch.from_numpy(np.ascontiguousarray(group[s.name])).to(t.dtype)
                         for s, t in zip(specs, example)]
                 try:
                     y = runnable(*args)
                 except Exception as exc:  # IndexError: token ids beyond the embedding
-                    from . import data_failure
-
-                    raise data_failure(exc, origin, {s.name: feeds[s.name][i : i + b] for s in specs}, i) from exc
+                    raise data_failure(exc, origin, {s.name: group[s.name] for s in specs}, i) from exc
                 _, ys = _flatten_outputs(y, origin)
-                chunks.append([v.detach().float().numpy() if v.is_floating_point() else v.numpy() for v in ys])
+                chunks.append([keep_rows(v.detach().float().numpy() if v.is_floating_point() else v.numpy(), b, keep)
+                               for v in ys])
         return {name: np.concatenate([c[j] for c in chunks]) for j, name in enumerate(out_names)}
+
+    b = specs[0].shape[0] if specs and specs[0].shape else 1
+    reference.batch = b
 
     return SourceModel(
         framework=framework,
