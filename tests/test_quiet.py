@@ -1,10 +1,13 @@
 """Nothing but edgekit's own lines reaches stderr without --debug: TensorFlow's start-up lines
 (absl's "All log messages before absl::InitializeLog()", the oneDNN notice), which no environment
-variable silences, are captured while the framework is first imported; -q means errors only."""
+variable silences, are captured while the framework is first imported; long work shows its
+stages with elapsed time (plain timestamped lines when stderr is not a terminal); -q means errors
+only."""
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 
 from tests.conftest import edgekit_cmd
@@ -21,6 +24,12 @@ def test_keras_commands_print_only_edgekit_lines(keras_digits, digits_files, tmp
         assert p.returncode == 0, p.stderr
         assert not [line for line in p.stderr.splitlines() if any(n in line for n in NOISE)], p.stderr
         assert "parity" in p.stderr  # edgekit's own report is still there
+        # stage progress in a CI log: plain timestamped lines with elapsed time, no source locations
+        stages = re.findall(r"^\[\s*(\d+\.\d)s\] +(\S.*)$", p.stderr, re.M)
+        assert any(m.startswith(("Converting to tflite", "Comparing on")) for _, m in stages), p.stderr
+        assert any(m.strip().endswith("16/16") for _, m in stages)  # counts of the parity stage
+        assert [float(t) for t, _ in stages] == sorted(float(t) for t, _ in stages)
+        assert ".py:" not in p.stderr
         q = subprocess.run([*edgekit_cmd(), "-q", *map(str, args)], capture_output=True, text=True, env=env,
                            cwd=tmp_path)
         assert q.returncode == 0 and q.stderr.strip() == "", q.stderr

@@ -35,8 +35,10 @@ def console():
 
 
 def log_to(con) -> Callable[[str], None]:
-    """A `log(msg)` callback that writes to CON only with -v."""
-    return lambda m: con.log(m) if STATE.verbose else None
+    """A `log(msg)` callback for the stages of long work (loading, converting, checking parity,
+    which build and target a pipeline is on): each message starts a stage, shown on CON with its
+    elapsed time (see `progress`); nothing with -q."""
+    return _activity(con).stage
 
 
 @contextlib.contextmanager
@@ -90,21 +92,90 @@ def spinner(con, text: str | None):
         yield
 
 
+class _Activity:
+    """What a long command is doing, as the stages it announces and the counts it reports.
+
+    On a terminal: a live rich display (spinner, stage, bar with i of N, elapsed), cleared when
+    the command ends. Elsewhere (CI logs): plain timestamped lines, `[  12.3s] stage`, and for
+    counts a line at each quarter or every 10 s at most. Nothing with -q."""
+
+    def __init__(self, con):
+        import time
+
+        self.con, self.t0, self.live = con, time.monotonic(), con.is_terminal and not STATE.quiet
+        self.bar, self.task, self.name, self.last_line = None, None, None, (0.0, -1)
+
+    def _stamp(self) -> str:
+        import time
+
+        return f"[{time.monotonic() - self.t0:7.1f}s]"
+
+    def start(self):
+        if self.live:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+            self.bar = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                TimeElapsedColumn(), console=self.con, transient=True)
+            self.bar.start()
+        return self
+
+    def stop(self):
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None
+
+    def stage(self, message: str) -> None:
+        """A new stage begins (the previous one is done)."""
+        if STATE.quiet:
+            return
+        self.name = message
+        if self.bar is not None:
+            if self.task is not None:
+                self.bar.update(self.task, visible=False)
+            self.task = self.bar.add_task(message, total=None)
+        else:
+            self.con.print(f"{self._stamp()} {message}", markup=False, highlight=False, soft_wrap=True)
+
+    def update(self, done: int, total: int, what: str | None = None) -> None:
+        """DONE of TOTAL items of the current stage (samples calibrated, compared ...)."""
+        import time
+
+        if STATE.quiet:
+            return
+        if self.bar is not None:
+            if self.task is None:
+                self.task = self.bar.add_task(what or "working", total=total)
+            self.bar.update(self.task, total=total, completed=done, **({"description": what} if what else {}))
+            return
+        now, quarter = time.monotonic(), (4 * done) // max(total, 1)
+        last_time, last_quarter = self.last_line
+        if done == total or quarter > last_quarter or now - last_time >= 10:
+            self.last_line = (now, quarter)
+            self.con.print(f"{self._stamp()}   {what or self.name or 'progress'}: {done}/{total}", markup=False,
+                           highlight=False, soft_wrap=True)
+
+
+_ACTIVITIES: dict = {}
+
+
+def _activity(con) -> _Activity:
+    """The activity display of CON (one per console: `log_to` and `progress` share it)."""
+    if id(con) not in _ACTIVITIES:
+        _ACTIVITIES[id(con)] = _Activity(con)
+    return _ACTIVITIES[id(con)]
+
+
 @contextlib.contextmanager
 def progress(con):
-    """A progress callback `update(done, total)` that shows a transient bar (none with -q)."""
-    from rich.progress import Progress
-
-    bar = Progress(console=con, transient=True, disable=STATE.quiet)
-    task = None
-    with bar:
-        def update(done, total):
-            nonlocal task
-            if task is None:
-                task = bar.add_task("parity", total=total)
-            bar.update(task, completed=done)
-
-        yield update
+    """While the block runs, CON shows the stages announced through `log_to(con)` and the counts
+    given to the yielded `update(done, total[, what])` (live on a terminal, timestamped lines in
+    CI, nothing with -q)."""
+    act = _activity(con).start()
+    try:
+        yield act.update
+    finally:
+        act.stop()
+        _ACTIVITIES.pop(id(con), None)
 
 
 def show(as_json: bool, work: Callable, render: Callable | None, status: str | None = None) -> dict:
