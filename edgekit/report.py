@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
+from .units import format_bytes, format_mib, format_ms, format_share, format_value
+
 
 def _size(n: int | None) -> str:
-    if n is None:
-        return "?"
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)
+    return "?" if n is None else format_bytes(n)
 
 
 def _num(v, fmt=".3g") -> str:
@@ -86,18 +82,19 @@ def print_validate(con, result: dict) -> None:
     if "layers" in result:
         first = result.get("first_divergence") or {}
         t = Table(title=f"per layer · {result['per_layer_samples']} samples", title_justify="left")
-        for col in ("#", "layer", "op", "shape", "PSNR dB", "cosine", "max abs", ""):
+        # where each row was observed (a .pte: "pte" itself or its "portable twin"), as the JSON says
+        seen_in = any(row.get("observed", "pte") != "pte" for row in result["layers"])
+        for col in ("#", "layer", "op", "shape", "PSNR dB", "cosine", "max abs", *(("observed in",) if seen_in else ()), ""):
             t.add_column(col, justify="right" if col in ("#", "PSNR dB", "cosine", "max abs") else "left")
         for row in result["layers"]:
             is_first = first.get("index") == row["index"]
             mark = "[bold red]← first divergence[/]" if is_first else ("[red]diverged[/]" if row["diverged"] else "")
             t.add_row(str(row["index"]), row["layer"], row["op_type"], "x".join(map(str, row["shape"])),
-                      _num(row["psnr_db"], ".1f"), _num(row["cosine"], ".6f"), _num(row["max_abs"]), mark,
+                      _num(row["psnr_db"], ".1f"), _num(row["cosine"], ".6f"), _num(row["max_abs"]),
+                      *((row.get("observed", "pte"),) if seen_in else ()), mark,
                       style="bold" if is_first else None)
         con.print(t)
-        if result.get("not_observable"):
-            names = ", ".join(u.get("layer") or u.get("tensor") for u in result["not_observable"])
-            con.print(f"  not observable in the candidate: {names}")
+        print_not_observable(con, result)
         con.print("  worst layers: " + ", ".join(result.get("worst_layers", [])))
         if first:
             con.print(f"  [bold red]first divergence: {first['layer']}[/] ({first['op_type']}): {first['reason']}")
@@ -106,10 +103,36 @@ def print_validate(con, result: dict) -> None:
     print_parity(con, result.get("parity"))
 
 
+def print_not_observable(con, result: dict) -> None:
+    """The layers of a per-layer RESULT that could not be compared and why, as its JSON says
+    (`not_observable`: layer or tensor, op_type, reason), grouped by reason; and, for a .pte, the
+    delegates and the portable twin the rows marked "portable twin" come from."""
+    from rich.markup import escape
+
+    missing = result.get("not_observable") or []
+    if missing:
+        con.print(f"  {len(missing)} layer(s) not observable in the candidate:")
+        by_reason: dict[str, list[str]] = {}
+        for u in missing:
+            by_reason.setdefault(u.get("reason") or "no reason recorded", []).append(
+                f"{u.get('layer') or u.get('tensor')} ({u.get('op_type')})" if u.get("op_type") else
+                str(u.get("layer") or u.get("tensor")))
+        for reason, names in by_reason.items():
+            con.print(f"    {escape(', '.join(names))}: {escape(reason)}")
+    et = result.get("executorch") or {}
+    for d in et.get("delegates") or []:
+        con.print(f"  {d.get('backend')} delegate of {len(d.get('ops') or [])} op(s): "
+                  f"{escape(', '.join(d.get('modules') or [])) or 'no module of the reference'}")
+    if et.get("portable_twin"):
+        con.print(f"  portable twin: {escape(str(et['portable_twin']))}")
+
+
 def print_run(con, report: dict) -> None:
     """Render an `edgekit run` report ($defs/run) on CON: one row per build (size, parity, p90
     latency per target, budgets, verdict), in the file's build order."""
     from rich.table import Table
+
+    from .report_files import budget_gap
 
     t = Table(title=f"edgekit run · {report['model']}", title_justify="left")
     # Names, formats and recipes tell the rows apart: never truncate them on an 80-column CI log.
@@ -121,11 +144,13 @@ def print_run(con, report: dict) -> None:
     for b in report["builds"]:
         c = b.get("convert") or {}
         par = c.get("parity") or {}
-        lat = ", ".join(f"{p['target']}: {p['latency_ms']['p90']:.2f} ms" for p in b["profiles"] if "latency_ms" in p)
+        lat = ", ".join(f"{p['target']}: {format_ms(p['latency_ms']['p90'])}" for p in b["profiles"] if "latency_ms" in p)
         failed = [v for v in b["budgets"] if not v["passed"]]
         budget_txt = "all hold" if not failed else "; ".join(
             f"{v['budget']}{'@' + v['target'] if v.get('target') else ''} "
-            + ("not measured" if v["value"] is None else f"{v['value']:.3g} vs {v['limit']:g} (by {abs(v['margin']):.3g})")
+            + ("not measured" if v["value"] is None else
+               f"{format_value(v['value'], v.get('unit', ''))} vs {format_value(v['limit'], v.get('unit', ''))} "
+               f"({budget_gap(v)})")
             for v in failed)
         verdict = ("[red]build failed[/]" if b["status"] == "failed" else
                    ("[green]pass[/]" if b.get("passed") else "[red]FAIL[/]") + (" (cached)" if b["status"] == "cached" else ""))
@@ -142,6 +167,29 @@ def print_run(con, report: dict) -> None:
     con.print(f"reports: {report['out']}/report.json · report.md · report.html")
 
 
+def ops_rows(result: dict) -> list[dict]:
+    """The per-operator-type rows of a profile RESULT as the reports show them: {type, count,
+    share (0..1), share_text, scaled_ms, scaled_text}, largest first; [] without operator times.
+
+    The operator times come from separately instrumented runs (ExecuTorch's ETDump, onnxruntime's
+    profiler), whose tracing makes each operator slower than in the timed runs: only their
+    shares are carried over, as `scaled_ms` = share × the measured p50 (so the rows sum to the
+    p50 shown beside them; without a p50, scaled_ms is None)."""
+    ops = result.get("ops")
+    by_type = ops.get("by_type") if isinstance(ops, dict) else None
+    if not by_type:
+        return []
+    p50 = (result.get("latency_ms") or {}).get("p50")
+    p50 = p50 if isinstance(p50, (int, float)) and not isinstance(p50, bool) else None
+    rows = []
+    for t in by_type:
+        share = t.get("share") if isinstance(t.get("share"), (int, float)) else None
+        scaled = None if share is None or p50 is None else share * p50
+        rows.append({"type": t.get("type"), "count": t.get("count"), "share": share, "share_text": format_share(share),
+                     "scaled_ms": scaled, "scaled_text": format_ms(scaled)})
+    return rows
+
+
 def print_profile(con, result: dict) -> None:
     """`edgekit profile`: one line per measurement, delegation, top operators, the machine."""
     from rich.table import Table
@@ -155,13 +203,13 @@ def print_profile(con, result: dict) -> None:
     t = Table(title=f"latency · {result['runs']} runs after {result['warmup']} warm-up · {result['threads']} thread(s)",
               title_justify="left")
     for col in ("min", "p50", "p90", "p99", "mean", "std", "max"):
-        t.add_column(col + " ms", justify="right")
-    # benchmark_model reports no p90/p99 and init/first inference only sometimes: "–", not a crash
-    t.add_row(*(_num(lat.get(k), ".4g") for k in ("min", "p50", "p90", "p99", "mean", "std", "max")))
+        t.add_column(col, justify="right")
+    # benchmark_model reports no p90/p99 and init/first inference only sometimes: "—", not a crash
+    t.add_row(*(format_ms(lat.get(k), 4) for k in ("min", "p50", "p90", "p99", "mean", "std", "max")))
     con.print(t)
-    con.print(f"  init {_num(result.get('init_ms'), '.4g')} ms · first inference "
-              f"{_num(result.get('first_inference_ms'), '.4g')} ms · "
-              f"peak RSS {_num(result['peak_rss_mb'], '.1f')} MB")
+    con.print(f"  init {format_ms(result.get('init_ms'), 4)} · first inference "
+              f"{format_ms(result.get('first_inference_ms'), 4)} · "
+              f"peak RSS {format_mib(result['peak_rss_mb'])}")
     d = result.get("delegation")
     if d and "total_ops" in d:
         con.print(f"  {d.get('backend', 'delegate')}: {d['delegated_ops']}/{d['total_ops']} ops delegated"
@@ -170,13 +218,17 @@ def print_profile(con, result: dict) -> None:
         con.print(f"  {d.get('backend', 'delegate')}: {d['delegated_kernels']} delegated kernel(s) in "
                   f"{d['delegate_calls']} call(s), {d['portable_ops']} portable op(s)"
                   + (f": {', '.join(d['not_delegated'])}" if d.get("not_delegated") else ""))
-    ops = result.get("ops")
-    if ops and ops.get("by_type"):
-        t = Table(title="time by operator type (mean per run)", title_justify="left")
-        for col in ("operator", "count", "ms", "share"):
+    rows = ops_rows(result)
+    if rows:
+        ops = result["ops"]
+        runs = f"{ops['runs']} " if ops.get("runs") else ""
+        t = Table(title=f"time by operator type · shares from {runs}separately instrumented runs "
+                        f"({format_ms(ops.get('per_run_ms'))} per run there), scaled to the measured p50 "
+                        f"{format_ms(lat.get('p50'))}", title_justify="left")
+        for col in ("operator", "count", "share", "≈ of p50"):
             t.add_column(col, justify="left" if col == "operator" else "right")
-        for row in ops["by_type"][:10]:
-            t.add_row(row["type"], str(row["count"]), f"{row['total_ms']:.3g}", f"{100 * row['share']:.1f}%")
+        for row in rows[:10]:
+            t.add_row(row["type"], str(row["count"]), row["share_text"], row["scaled_text"])
         con.print(t)
     con.print(f"  device: {dev.get('cpu') or dev.get('machine')} · {dev.get('cores')} cores · {dev.get('os')} · "
               f"{dev.get('machine')} · Python {dev.get('python')}")

@@ -1,16 +1,21 @@
 """Render a run report (the dict `edgekit run` builds) as JSON, Markdown and one self-contained
-HTML page. Data first: these functions only read the report."""
+HTML page (a Jinja2 template in edgekit/templates with matplotlib plots inlined as SVG; nothing
+is loaded from the network). Data first: these functions only read the report. Sizes and
+durations are written by edgekit.units (SI bytes, significant digits)."""
 
 from __future__ import annotations
 
-import html
 import json
+import math
 from pathlib import Path
 
 from .artifacts import atomic_output
+from .units import MISSING, format_bytes, format_limit, format_mib, format_ms, format_value
 
 
 def write_all(report: dict, out_dir: Path) -> dict:
+    """Write REPORT as OUT_DIR/report.json, report.md and report.html (each atomically); returns
+    {format: path}."""
     paths = {}
     for fmt, render in (("json", to_json), ("md", to_markdown), ("html", to_html)):
         path = out_dir / f"report.{fmt}"
@@ -69,21 +74,8 @@ def load_report(path) -> dict:
 
 
 def to_json(report: dict) -> str:
+    """The report as indented JSON (what report.json holds)."""
     return json.dumps(report, indent=2, default=str) + "\n"
-
-
-def _fmt(v, unit="") -> str:
-    if v is None:
-        return "—"
-    if isinstance(v, float):
-        s = f"{v:.3g}" if abs(v) < 1000 else f"{v:.0f}"
-    else:
-        s = str(v)
-    return f"{s} {unit}".strip()
-
-
-def _mb(n) -> str:
-    return "—" if n is None else f"{n / 1e6:.3f} MB"
 
 
 def _status(b: dict) -> str:
@@ -92,29 +84,72 @@ def _status(b: dict) -> str:
     return ("✅ pass" if b.get("passed") else "❌ fail") + (" (cached)" if b["status"] == "cached" else "")
 
 
+def budget_gap(v: dict) -> str:
+    """How a failed budget V misses its limit: "over by X" for a maximum (value above the limit),
+    "short by X" for a minimum (value below it), "" when it holds or was not measured."""
+    if v.get("passed") or v.get("value") is None:
+        return ""
+    word = "short by" if v["value"] < v["limit"] else "over by"
+    return f"{word} {format_value(abs(v['value'] - v['limit']), v.get('unit', ''))}"
+
+
 def _budget_cell(v: dict) -> str:
     where = f" @{v['target']}" if v.get("target") else ""
+    limit = format_limit(v["limit"], v.get("unit", ""))
     if v["value"] is None:
-        return f"❌ {v['budget']}{where}: not measured (limit {_fmt(v['limit'], v['unit'])})"
-    mark = "✅" if v["passed"] else "❌"
-    by = "" if v["passed"] else f", over by {_fmt(abs(v['margin']), v['unit'])}"
-    return f"{mark} {v['budget']}{where}: {_fmt(v['value'], v['unit'])} (limit {_fmt(v['limit'], v['unit'])}{by})"
+        return f"❌ {v['budget']}{where}: not measured (limit {limit})"
+    gap = budget_gap(v)
+    return (f"{'✅' if v['passed'] else '❌'} {v['budget']}{where}: {format_value(v['value'], v.get('unit', ''))} "
+            f"(limit {limit}{', ' + gap if gap else ''})")
+
+
+def failing_first(items: list[dict]) -> list[dict]:
+    """ITEMS (builds or budget verdicts) with the failing ones first, each group in its order."""
+    return sorted(items, key=lambda x: bool(x.get("passed")))
+
+
+def io_dtypes(b: dict) -> str:
+    """The I/O types of build B's artifact as its manifest records them ("int8 → int8"), from the
+    convert result's inputs/outputs, else its io_dtype; "—" without an artifact (never the
+    recipe's requested default)."""
+    c = b.get("convert") or {}
+    ins = sorted({str(t.get("dtype")) for t in c.get("inputs") or [] if isinstance(t, dict) and t.get("dtype")})
+    outs = sorted({str(t.get("dtype")) for t in c.get("outputs") or [] if isinstance(t, dict) and t.get("dtype")})
+    if ins or outs:
+        return f"{'/'.join(ins) or '?'} → {'/'.join(outs) or '?'}"
+    return str(c["io_dtype"]) if c.get("io_dtype") else MISSING
+
+
+def _parity(c: dict) -> tuple[str, float | None]:
+    par = c.get("parity") or {}
+    if not par:
+        return MISSING, None
+    psnr = min((o["psnr_db"] for o in par.get("outputs", [])), default=None)
+    return ("pass" if par["passed"] else "FAIL") + f", PSNR {format_value(psnr, 'dB')}", psnr
+
+
+def accuracy_text(c: dict) -> str:
+    """Top-1 accuracy on the labels: "97.5% (reference 97.7%, −0.25 points)", or "—"."""
+    acc = ((c or {}).get("parity") or {}).get("accuracy")
+    if not acc:
+        return MISSING
+    return (f"{100 * acc['candidate']:.1f}% (reference {100 * acc['reference']:.1f}%, "
+            f"{100 * acc['delta']:+.2f} points)")
 
 
 def to_markdown(report: dict) -> str:
-    """Short enough for a CI job summary ($GITHUB_STEP_SUMMARY): a table per build."""
+    """Short enough for a CI job summary ($GITHUB_STEP_SUMMARY): a table per build, failing first."""
     verdict = "✅ all budgets hold" if report.get("passed") else "❌ budgets failed"
     if report.get("interrupted"):
         verdict = "⚠️ interrupted: " + ", ".join(b["name"] for b in report["builds"]) + " finished; not run: " + ", ".join(report.get("not_run", []))
+    builds = failing_first(report["builds"])
     lines = [f"## edgekit · {Path(report['model']).name} · {verdict}", ""]
-    lines += ["| build | format | recipe | size | parity | status |", "|---|---|---|---|---|---|"]
-    for b in report["builds"]:
+    lines += ["| build | format | recipe | I/O | size | parity | accuracy | status |", "|---|---|---|---|---|---|---|---|"]
+    for b in builds:
         c = b.get("convert") or {}
-        par = c.get("parity") or {}
-        psnr = min((o["psnr_db"] for o in par.get("outputs", [])), default=None)
-        lines.append(f"| {b['name']} | {b['options']['to']} | {b['options']['quantize']} | {_mb(c.get('size_bytes'))} | "
-                     f"{'—' if not par else ('pass' if par['passed'] else 'FAIL') + f', PSNR {_fmt(psnr)} dB'} | {_status(b)} |")
-    for b in report["builds"]:
+        lines.append(f"| {b['name']} | {b['options']['to']} | {b['options']['quantize']} | {io_dtypes(b)} | "
+                     f"{format_bytes(c.get('size_bytes'))} | {_parity(c)[0]} | {accuracy_text(c)} | {_status(b)} |")
+    for b in builds:
         lines += ["", f"### {b['name']}", ""]
         if b.get("error"):
             lines += [f"**Build failed:** {b['error']['message']}", "", f"{b['error'].get('hint') or ''}"]
@@ -124,133 +159,113 @@ def to_markdown(report: dict) -> str:
                 lines.append(f"- {prof['target']}: ❌ {prof['error']['message']}")
             else:
                 lat = prof["latency_ms"]
-                lines.append(f"- {prof['target']}: p50 {_fmt(lat['p50'])} ms, p90 {_fmt(lat['p90'])} ms, "
-                             f"peak RSS {_fmt(prof.get('peak_rss_mb'))} MB" + (" (emulated: not device speed)" if prof.get("emulated") else ""))
+                lines.append(f"- {prof['target']}: p50 {format_ms(lat['p50'])}, p90 {format_ms(lat['p90'])}, "
+                             f"peak RSS {format_mib(prof.get('peak_rss_mb'))}" + (" (emulated: not device speed)" if prof.get("emulated") else ""))
         if b["budgets"]:
             lines += ["", "| budget | verdict |", "|---|---|"]
-            lines += [f"| {v['budget']}{' @' + v['target'] if v.get('target') else ''} | {_budget_cell(v)} |" for v in b["budgets"]]
+            lines += [f"| {v['budget']}{' @' + v['target'] if v.get('target') else ''} | {_budget_cell(v)} |"
+                      for v in failing_first(b["budgets"])]
         for n in b.get("notes", []):
             lines.append(f"- note: {n}")
     return "\n".join(lines) + "\n"
 
 
-# ------------------------------------------------------------------ HTML with inline SVG plots
+# ------------------------------------------------------------------ HTML (Jinja2 + inline SVG)
 
-CSS = """
-body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#1d2330;background:#fff}
-h1{font-size:20px;margin:0 0 4px} h2{font-size:16px;margin:28px 0 8px}
-table{border-collapse:collapse;margin:8px 0} td,th{border:1px solid #d6dae3;padding:4px 8px;text-align:left}
-th{background:#f3f5f9} .pass{color:#137333;font-weight:600} .fail{color:#b3261e;font-weight:600}
-.muted{color:#5f6775} svg{display:block;margin:8px 0} .plot text{font-size:11px;fill:#1d2330}
-"""
+def _num(x) -> float | None:
+    """X as a finite float, or None (plots skip what they cannot place)."""
+    return float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) else None
 
 
-def _esc(x) -> str:
-    return html.escape(str(x))
+def _cell(text: str, value=None, field: str | None = None) -> dict:
+    """A table cell: the text shown and, for numbers, the raw value the tests compare with report.json."""
+    return {"text": text, "value": value if _num(value) is not None else None, "field": field}
 
 
-def _svg_size_bars(builds: list[dict]) -> str:
-    rows = [(b["name"], (b.get("convert") or {}).get("size_bytes")) for b in builds]
-    rows = [(n, s) for n, s in rows if s]
-    if not rows:
-        return "<p class='muted'>No artifact sizes.</p>"
-    top = max(s for _, s in rows)
-    w, bar_h, left = 560, 22, 140
-    h = len(rows) * (bar_h + 8) + 10
-    parts = [f"<svg class='plot' id='size-bars' width='{w + 120}' height='{h}' role='img' aria-label='artifact sizes'>"]
-    for i, (name, size) in enumerate(rows):
-        y = 5 + i * (bar_h + 8)
-        bw = max(2, int((w - left) * size / top))
-        parts.append(f"<text x='0' y='{y + 15}'>{_esc(name)}</text>"
-                     f"<rect x='{left}' y='{y}' width='{bw}' height='{bar_h}' fill='#4c78a8'></rect>"
-                     f"<text x='{left + bw + 6}' y='{y + 15}'>{size / 1e6:.3f} MB</text>")
-    parts.append("</svg>")
-    return "".join(parts)
+def _devices(report: dict) -> list[dict]:
+    """Per target: the machine and the runtime that measured it (first profile without an error)."""
+    out = []
+    for t in report.get("targets", []):
+        prof = next((p for b in report["builds"] for p in b["profiles"]
+                     if isinstance(p, dict) and p.get("target") == t and "error" not in p), None)
+        if prof is None:
+            out.append({"target": t, "machine": "not measured", "runtimes": []})
+            continue
+        d = prof.get("device") or {}
+        mem = format_mib(d["memory_mb"]) if _num(d.get("memory_mb")) is not None else None
+        machine = " · ".join(str(x) for x in (d.get("cpu"), d.get("board"), d.get("machine"),
+                                                f"{d['cores']} cores" if d.get("cores") else None, mem and f"{mem} RAM",
+                                                d.get("os"), d.get("kernel") and f"kernel {d['kernel']}",
+                                                d.get("python") and f"Python {d['python']}") if x)
+        rt = prof.get("runtime") or {}
+        runtimes = [f"{rt.get('name')} {rt.get('version') or ''}".strip() + " (measured with)"] if rt.get("name") else []
+        runtimes += [f"{k} {v}" for k, v in sorted((d.get("runtimes") or {}).items()) if v]
+        out.append({"target": t, "machine": machine or MISSING, "runtimes": runtimes,
+                    "emulated": bool(prof.get("emulated"))})
+    return out
 
 
-def _svg_latency(builds: list[dict], target: str) -> str:
-    """Box plot per build: whiskers min–max, box p50–p90, tick at p99 (all in ms)."""
-    rows = []
+def _context(report: dict) -> dict:
+    from .report import ops_rows
+    from .report_plots import latency_svg, layers_svg, size_svg
+
+    builds = failing_first(report["builds"])
+    matrix, budgets, ops = [], [], []
     for b in builds:
-        for prof in b["profiles"]:
-            if prof.get("target") == target and "latency_ms" in prof:
-                rows.append((b["name"], prof["latency_ms"]))
-    if not rows:
-        return f"<p class='muted'>No latency measured on {_esc(target)}.</p>"
-    top = max(l["max"] for _, l in rows) or 1.0
-    w, row_h, left = 520, 30, 140
-    h = len(rows) * row_h + 30
-    x = lambda v: left + (w - 10) * v / top
-    parts = [f"<svg class='plot latency' data-target='{_esc(target)}' width='{left + w + 60}' height='{h}' role='img' "
-             f"aria-label='latency on {_esc(target)}'>"]
-    for i, (name, l) in enumerate(rows):
-        y = 10 + i * row_h
-        mid = y + 10
-        parts.append(
-            f"<text x='0' y='{mid + 4}'>{_esc(name)}</text>"
-            f"<line x1='{x(l['min']):.1f}' x2='{x(l['max']):.1f}' y1='{mid}' y2='{mid}' stroke='#333'></line>"
-            f"<rect x='{x(l['p50']):.1f}' y='{y + 2}' width='{max(x(l['p90']) - x(l['p50']), 2):.1f}' height='16' "
-            f"fill='#f58518' stroke='#333'><title>p50 {l['p50']:.3f} ms · p90 {l['p90']:.3f} ms</title></rect>"
-            f"<line x1='{x(l['p99']):.1f}' x2='{x(l['p99']):.1f}' y1='{y}' y2='{y + 20}' stroke='#b3261e'></line>"
-            f"<text x='{x(l['max']) + 4:.1f}' y='{mid + 4}'>{l['p50']:.2f} ms</text>")
-    parts.append(f"<text x='{left}' y='{h - 4}'>0</text><text x='{left + w - 40}' y='{h - 4}'>{top:.2f} ms</text></svg>")
-    return "".join(parts)
-
-
-def _svg_layers(layers: list[dict], metric: str = "psnr_db") -> str:
-    vals = [(l.get("name") or l.get("layer"), l.get(metric)) for l in layers if l.get(metric) is not None]
-    if not vals:
-        return ""
-    w, h, left = 560, 160, 40
-    top = max(v for _, v in vals) or 1.0
-    step = (w - left) / max(len(vals), 1)
-    pts = " ".join(f"{left + i * step:.1f},{h - 20 - (h - 40) * v / top:.1f}" for i, (_, v) in enumerate(vals))
-    return (f"<svg class='plot layers' width='{w}' height='{h}' role='img' aria-label='per-layer {metric}'>"
-            f"<polyline points='{pts}' fill='none' stroke='#54a24b' stroke-width='2'></polyline>"
-            f"<text x='0' y='12'>{top:.0f}</text><text x='0' y='{h - 20}'>0</text>"
-            f"<text x='{left}' y='{h - 4}'>per-layer {metric}, topological order</text></svg>")
+        c = b.get("convert") or {}
+        par_text, psnr = _parity(c)
+        acc = ((c.get("parity") or {}).get("accuracy") or {})
+        matrix.append({"name": b["name"], "passed": bool(b.get("passed")), "cells": [
+            _cell(b["options"]["to"]), _cell(b["options"]["quantize"]), _cell(io_dtypes(b), field="io"),
+            _cell(format_bytes(c.get("size_bytes")), c.get("size_bytes"), "size_bytes"),
+            _cell(par_text, psnr, "psnr_db"), _cell(accuracy_text(c), acc.get("candidate"), "accuracy"),
+            _cell(_status(b)[2:], field="status")]})  # without the emoji: not every browser has the font
+        if b.get("error"):
+            budgets.append({"name": b["name"], "error": b["error"]["message"]})
+        for v in failing_first(b["budgets"]):
+            unit = v.get("unit", "")
+            verdict = "pass" if v["passed"] else "not measured" if v["value"] is None else f"FAIL: {budget_gap(v)}"
+            budgets.append({"name": b["name"], "error": None, "budget": v["budget"], "meaning": v.get("meaning", ""),
+                            "target": v.get("target") or "", "passed": bool(v["passed"]), "cells": [
+                                _cell(format_value(v["value"], unit), v["value"], "value"),
+                                _cell(format_limit(v["limit"], unit), v["limit"], "limit"),
+                                _cell(verdict, field="verdict")]})
+        for p in b["profiles"]:
+            if isinstance(p, dict) and "latency_ms" in p:
+                rows = ops_rows(p)
+                if rows:
+                    ops.append({"name": b["name"], "target": p["target"], "p50": format_ms(p["latency_ms"]["p50"]),
+                                "rows": rows})
+    latency = [{"build": b["name"], "target": p["target"], "emulated": bool(p.get("emulated")),
+                "cells": [_cell(format_ms(p["latency_ms"][k]), p["latency_ms"][k], k) for k in ("p50", "p90", "p99")]
+                + [_cell(format_mib(p.get("peak_rss_mb")), p.get("peak_rss_mb"), "peak_rss_mb")]}
+               for b in builds for p in b["profiles"] if isinstance(p, dict) and "latency_ms" in p]
+    layer_plots = []
+    for b in builds:
+        layers = ((b.get("convert") or {}).get("parity") or {}).get("layers")
+        svg = layers_svg(layers) if layers else ""
+        if svg:
+            layer_plots.append({"name": b["name"], "svg": svg})
+    ok = report.get("passed")
+    return {
+        "title": f"edgekit · {Path(report['model']).name}", "passed": bool(ok),
+        "verdict": "Interrupted" if report.get("interrupted") else "All budgets hold" if ok else "Budgets failed",
+        "meta": " · ".join(str(x) for x in (f"edgekit {report.get('edgekit')}", report.get("started"),
+                                             "targets: " + ", ".join(map(str, report.get("targets", []))))),
+        "devices": _devices(report), "tools": sorted((k, v) for k, v in (report.get("tools") or {}).items() if v),
+        "matrix": matrix, "budgets": budgets, "latency": latency, "ops": ops,
+        "latency_svg": latency_svg(report), "size_svg": size_svg(report), "layer_plots": layer_plots,
+    }
 
 
 def to_html(report: dict) -> str:
-    builds = report["builds"]
-    ok = report.get("passed")
-    title = f"edgekit · {Path(report['model']).name}"
-    out = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{_esc(title)}</title>"
-           f"<style>{CSS}</style></head><body>",
-           f"<h1>{_esc(title)}</h1><p class='{'pass' if ok else 'fail'}' id='verdict'>"
-           f"{'All budgets hold' if ok else 'Budgets failed' if not report.get('interrupted') else 'Interrupted'}"
-           f"</p><p class='muted'>edgekit {_esc(report.get('edgekit'))} · {_esc(report.get('started'))} · "
-           f"targets: {_esc(', '.join(report.get('targets', [])))}</p>",
-           "<h2>Build matrix</h2><table id='matrix'><tr><th>build</th><th>format</th><th>recipe</th><th>I/O</th>"
-           "<th>size</th><th>parity</th><th>verdict</th></tr>"]
-    for b in builds:
-        c = b.get("convert") or {}
-        par = c.get("parity") or {}
-        psnr = min((o["psnr_db"] for o in par.get("outputs", [])), default=None)
-        cls = "pass" if b.get("passed") else "fail"
-        out.append(f"<tr><td>{_esc(b['name'])}</td><td>{_esc(b['options']['to'])}</td><td>{_esc(b['options']['quantize'])}</td>"
-                   f"<td>{_esc(b['options'].get('io_dtype', '—'))}</td><td>{_mb(c.get('size_bytes'))}</td>"
-                   f"<td>{'—' if not par else _esc(('pass' if par['passed'] else 'FAIL') + f', PSNR {_fmt(psnr)} dB')}</td>"
-                   f"<td class='{cls}'>{_esc(_status(b))}</td></tr>")
-    out.append("</table><h2>Budgets</h2><table id='budgets'><tr><th>build</th><th>budget</th><th>target</th>"
-               "<th>value</th><th>limit</th><th>verdict</th></tr>")
-    for b in builds:
-        if b.get("error"):
-            out.append(f"<tr><td>{_esc(b['name'])}</td><td colspan='5' class='fail'>build failed: {_esc(b['error']['message'])}</td></tr>")
-        for v in b["budgets"]:
-            out.append(f"<tr><td>{_esc(b['name'])}</td><td title='{_esc(v.get('meaning', ''))}'>{_esc(v['budget'])}</td>"
-                       f"<td>{_esc(v.get('target', ''))}</td><td>{_esc(_fmt(v['value'], v['unit']))}</td>"
-                       f"<td>{_esc(_fmt(v['limit'], v['unit']))}</td>"
-                       f"<td class='{'pass' if v['passed'] else 'fail'}'>{'pass' if v['passed'] else 'FAIL'}</td></tr>")
-    out.append("</table><h2>Latency per target</h2><p class='muted'>whiskers min–max · box p50–p90 · red tick p99</p>")
-    for t in report.get("targets", []):
-        emulated = any(p.get("emulated") for b in builds for p in b["profiles"] if p.get("target") == t)
-        out.append(f"<h3>{_esc(t)}{' (emulated: instruction timing, not device speed)' if emulated else ''}</h3>")
-        out.append(_svg_latency(builds, t))
-    out.append("<h2>Artifact size</h2>" + _svg_size_bars(builds))
-    for b in builds:
-        layers = ((b.get("convert") or {}).get("parity") or {}).get("layers")
-        if layers:
-            out.append(f"<h2>Per-layer parity · {_esc(b['name'])}</h2>" + _svg_layers(layers))
-    out.append("</body></html>\n")
-    return "".join(out)
+    """One self-contained page (inline CSS and SVG, no script, no network): verdict, machines and
+    runtime versions per target, the build matrix (I/O types from the artifacts, accuracy), the
+    budgets (failing first, "over by"/"short by"), latency and size plots with real axes and the
+    budgets as lines, per-operator shares. Each number cell carries data-field/data-value: the
+    raw value of report.json it shows."""
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+                             autoescape=True, keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
+    return env.get_template("report.html.j2").render(**_context(report))

@@ -14,13 +14,27 @@ from .stats import percentile
 
 
 def ops_table(rows, top: int = 15) -> dict:
-    """rows of (event name, op type, [ms per run]) → {top: the TOP operators by mean time,
-    by_type: totals per op type with their share, operators: count, delegate_calls: the
-    whole-delegate envelopes (their kernels are listed too, so they are not summed)}."""
-    per_op, by_type, envelope = [], {}, {}
+    """rows of (event name, op type, [ms per run, in run order]) → {top: the TOP operators by mean
+    time, by_type: totals per op type with their share, operators: count, runs: how many runs each
+    mean is over, per_run_ms: the operators' summed mean (one instrumented run), source,
+    delegate_calls: the whole-delegate envelopes (their kernels are listed too, so they are not
+    summed)}.
+
+    The first run of an instrumented session is cold (allocation, weight packing, caches): it is
+    left out when there are others, as the timed runs leave out their warm-up. With it, one
+    operator's first call (several ms) dominated its mean and the table summed to several times
+    the measured latency. The times stay those of the instrumented runs (tracing slows each
+    operator): the reports show the shares, scaled to the measured latency."""
+    per_op, by_type, envelope, runs = [], {}, {}, 0
     for name, op_type, xs in rows:
-        xs = sorted(xs)
+        xs = list(xs)
+        if not xs:
+            continue
+        if len(xs) > 1:
+            xs = xs[1:]  # the cold first run
+        runs = max(runs, len(xs))
         mean = sum(xs) / len(xs)
+        xs = sorted(xs)
         if op_type == "DELEGATE_CALL":
             envelope["count"] = envelope.get("count", 0) + 1
             envelope["total_ms"] = envelope.get("total_ms", 0.0) + mean
@@ -32,10 +46,11 @@ def ops_table(rows, top: int = 15) -> dict:
         t["count"] += 1
     per_op.sort(key=lambda r: -r["mean_ms"])
     types = sorted(by_type.values(), key=lambda r: -r["total_ms"])
-    total = sum(t["total_ms"] for t in types) or 1.0
+    per_run = sum(t["total_ms"] for t in types)
     for t in types:
-        t["share"] = t["total_ms"] / total
-    out = {"top": per_op[:top], "by_type": types, "operators": len(per_op)}
+        t["share"] = t["total_ms"] / (per_run or 1.0)
+    out = {"top": per_op[:top], "by_type": types, "operators": len(per_op), "runs": runs, "per_run_ms": per_run,
+           "source": "separately instrumented runs (the first, cold one left out)"}
     if envelope:
         out["delegate_calls"] = envelope
     return out
