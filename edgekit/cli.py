@@ -31,6 +31,68 @@ ROUTES = {
     "validate": ("validate", "Check that CANDIDATE (an artifact) computes what REFERENCE computes."),
 }
 
+# Every EDGEKIT_* environment variable edgekit reads → what it sets. The `edgekit --help` epilog
+# and the README's table come from here (tests/test_cli.py checks both against the source;
+# here, not in commands/options.py, so that `edgekit --help` imports no command module).
+ENVIRONMENT = {
+    "EDGEKIT_TARGETS_FILE": "the named-targets file (default $XDG_CONFIG_HOME/edgekit/targets.toml)",
+    "EDGEKIT_ISOLATE": "0: run convert's framework work in this process, not in a child",
+    "EDGEKIT_SSH_PYTHON": "the Python the agent runs with on SSH boards (default python3)",
+    "EDGEKIT_ADB_HOST": "the adb server's host (default 127.0.0.1; port: ANDROID_ADB_SERVER_PORT)",
+    "EDGEKIT_ADB_PYTHON": "the Python on an Android device for the agent (Termux)",
+    "EDGEKIT_BENCHMARK_MODEL": "LiteRT benchmark_model for Android, pushed to the device",
+    "EDGEKIT_EXECUTOR_RUNNER": "ExecuTorch executor_runner for .pte on Android",
+    "EDGEKIT_ETDUMP": "where to pull executor_runner's ETDump to on this computer",
+    "EDGEKIT_EDGETPU_LIB": "the Edge TPU delegate library (default libedgetpu.so.1)",
+    "EDGEKIT_CACHE": "emulator root filesystems (default $XDG_CACHE_HOME/edgekit)",
+    "EDGEKIT_DEBIAN_MIRROR": "the Debian mirror of `emulator create` (default deb.debian.org)",
+    "EDGEKIT_ISOLATION_FD": "internal: set by edgekit for its own child process",
+    "_EDGEKIT_COMPLETE": "shell completion: bash_source, zsh_source or fish_source (click)",
+}
+
+
+def environment_help() -> str:
+    """The `edgekit --help` epilog: shell completion, and ENVIRONMENT one variable a line."""
+    width = max(map(len, ENVIRONMENT))
+    lines = [f"  {k:<{width}}  {v}" for k, v in ENVIRONMENT.items() if not k.startswith("_")]
+    return ("\b\nShell completion (bash; zsh_source/fish_source for zsh/fish):\n"
+            '  eval "$(_EDGEKIT_COMPLETE=bash_source edgekit)"    # e.g. in ~/.bashrc\n\n'
+            "\b\nEnvironment:\n" + "\n".join(lines))
+
+
+def _set_global(ctx, param, value):
+    """Callback of a global flag given after the subcommand: set it in STATE as the root does."""
+    if value:
+        setattr(STATE, param.name, True)
+        if param.name == "debug":  # the root quietened the frameworks before it saw this flag
+            from .native_log import _QuietImporter
+
+            sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, _QuietImporter)]
+    return value
+
+
+def global_options() -> list[click.Option]:
+    """Fresh `--debug`, `-q/--quiet`, `-v/--verbose` options, as the root `edgekit` group has
+    them, for a subcommand (see `add_global_options`)."""
+    return [click.Option(["--debug"], is_flag=True, expose_value=False, callback=_set_global,
+                         help="Show tracebacks and framework logs (as `edgekit --debug`)."),
+            click.Option(["-q", "--quiet"], is_flag=True, expose_value=False, callback=_set_global,
+                         help="Only errors on stderr (as `edgekit -q`)."),
+            click.Option(["-v", "--verbose"], is_flag=True, expose_value=False, callback=_set_global,
+                         help="More detail on stderr (as `edgekit -v`).")]
+
+
+def add_global_options(cmd: click.Command) -> click.Command:
+    """Let CMD (and, for a group, each of its subcommands) take the global flags after its name
+    too (`edgekit convert m.keras -q`), setting the same STATE as the root group. A flag CMD
+    already has is left alone; applying twice changes nothing. Returns CMD."""
+    have = {name for p in cmd.params for name in p.opts}
+    cmd.params.extend(o for o in global_options() if not have.intersection(o.opts))
+    for sub in getattr(cmd, "commands", {}).values():
+        add_global_options(sub)
+    return cmd
+
+
 def load_command(name: str) -> click.Command:
     """Import `edgekit.commands.<module>` for command NAME (a key of ROUTES) and return its
     `<module>_command`. Raises KeyError for a name not in ROUTES."""
@@ -46,8 +108,11 @@ class LazyGroup(click.Group):
         return sorted(ROUTES)
 
     def get_command(self, ctx, cmd_name):
-        """The click command for CMD_NAME (its module imported now), or None when unknown."""
-        return load_command(cmd_name) if cmd_name in ROUTES else None
+        """The click command for CMD_NAME (its module imported now), or None when unknown; it
+        (and its subcommands) also take --debug/-q/-v after its name (`add_global_options`)."""
+        if cmd_name not in ROUTES:
+            return None
+        return add_global_options(load_command(cmd_name))
 
     def format_commands(self, ctx, formatter):
         """The "Commands:" section from ROUTES' short help, without importing any command."""
@@ -64,13 +129,16 @@ def short_help(name: str, limit: int = 45) -> str:
     return click.Command(name, help=ROUTES[name][1]).get_short_help_str(limit)
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+             epilog=environment_help())
 @click.version_option(__version__, prog_name="edgekit")
 @click.option("--debug", is_flag=True, help="Show tracebacks and framework logs.")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr.")
 @click.option("-v", "--verbose", is_flag=True, help="More detail on stderr.")
 def cli(debug, quiet, verbose):
     """Quantize, convert, verify and profile models for edge devices.
+
+    --debug, -q and -v work after the command too (`edgekit convert m.keras -q`).
 
     \b
     Exit codes: 0 ok · 1 a check or budget failed · 2 usage or bad input ·

@@ -1,26 +1,70 @@
-"""`edgekit devices check|adb`: is a target reachable and what does it have; Android devices."""
+"""`edgekit devices [check|adb]`: what edgekit can reach, is a target reachable and what does it
+have; Android devices."""
 
 from __future__ import annotations
 
 import click
 
-from .options import LazyHelpCommand, host_key_option, json_option, target_forms
+from .options import LazyHelpCommand, host_key_option, json_option, target_argument, target_forms
 from .output import show
 
 
-@click.group("devices")
-def devices_command():
-    """Check the devices edgekit can run on."""
+@click.group("devices", invoke_without_command=True)
+@click.option("--check", "check", is_flag=True,
+              help="Contact each target (named ones too) and say whether it answers, and why not.")
+@click.option("--timeout", type=click.FloatRange(0.1, 600), default=15.0, show_default=True, metavar="S",
+              help="With --check: seconds to wait for the targets (checked side by side).")
+@host_key_option
+@json_option()
+@click.pass_context
+def devices_command(ctx, check, timeout, accept_new_host_key, as_json):
+    """Check the devices edgekit can run on.
+
+    \b
+    Alone: list every target edgekit can reach now: this machine, the adb server's devices,
+    Coral Edge TPUs here, and your named targets (not contacted unless --check). Each row's
+    NAME works as --target NAME.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from edgekit.targets import discover
+
+    def work(con):
+        result = discover.listing()
+        if check:
+            discover.check_all(result["devices"], timeout, accept_new_host_key=accept_new_host_key)
+        return result
+
+    show(as_json, work, print_devices, status="checking the targets" if check else None)
+
+
+def print_devices(con, result: dict) -> None:
+    """`edgekit devices`: a table of result["devices"] (name, kind, spec when it differs from the
+    name, reachable yes/no/"not checked", detail), the notes, and where named targets live."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    t = Table(title="devices", title_justify="left")
+    for col in ("name", "kind", "spec", "reachable", "detail"):
+        t.add_column(col)
+    state = {True: "[green]yes[/]", False: "[red]no[/]", None: "[dim]not checked[/]"}
+    for d in result["devices"]:
+        spec = "" if d["spec"] == d["name"] else d["spec"]
+        t.add_row(escape(d["name"]), d["kind"], escape(spec), state[d["reachable"]], escape(d["detail"] or ""))
+    con.print(t)
+    for note in result.get("notes", []):
+        con.print(f"[dim]{escape(note)}[/]")
+    con.print(f"[dim]named targets: {escape(result['targets_file'])} · use a NAME as --target NAME[/]")
 
 
 def _check_help() -> str:
     """`devices check --help`, listing the registered target forms when shown."""
     return ("Is TARGET reachable, what runtimes does it have, and what to install for the rest.\n\n"
-            f"TARGET is {target_forms()}. Exit 4 when it cannot be reached.")
+            f"TARGET is {target_forms()}, or a named target. Exit 4 when it cannot be reached.")
 
 
 @devices_command.command("check", cls=LazyHelpCommand, help=_check_help)
-@click.argument("target", default="host")
+@target_argument
 @host_key_option
 @json_option()
 def devices_check_command(target, accept_new_host_key, as_json):

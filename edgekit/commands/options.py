@@ -119,15 +119,52 @@ def input_shape_option(of: str = ""):
                         help=f"Fix a dynamic input shape{of} (repeat per input).")
 
 
+def complete_targets(ctx, param, incomplete: str) -> list:
+    """Shell completion of a TARGET: the user's named targets (their string as help), then the
+    registered schemes ("host", "ssh://", "adb", "coral@ssh://" ...), those starting with INCOMPLETE."""
+    from click.shell_completion import CompletionItem
+
+    from edgekit import targets
+    from edgekit.targets import names
+
+    try:
+        named = names.load()
+    except Exception:  # a broken targets.toml: complete the schemes, say nothing while completing
+        named = {}
+    items = [CompletionItem(n, help=spec) for n, spec in named.items()]
+    for t in targets.TARGETS:
+        word = t.form.split("://", 1)[0] + "://" if "://" in t.form else t.scheme
+        items.append(CompletionItem(word, help=t.what))
+    return [i for i in items if i.value.startswith(incomplete)]
+
+
 def target_option(default: str | None = "host", prefix: str = "Where to run: ", suffix: str = "."):
-    """`--target/-t TARGET` whose help lists the registered targets (edgekit.targets.TARGETS).
+    """`--target/-t TARGET` whose help lists the registered targets (edgekit.targets.TARGETS)
+    and named targets, completed by the shell (`complete_targets`).
 
     Args:
         default: the option's default (shown in help), or None for none.
         prefix, suffix: text around the list of target forms in the help.
     """
     return click.option("--target", "-t", default=default, show_default=default is not None, metavar="TARGET",
-                        cls=LazyHelpOption, help=lambda: prefix + target_forms(default) + suffix)
+                        cls=LazyHelpOption, shell_complete=complete_targets,
+                        help=lambda: prefix + target_forms(default) + ", or a named target" + suffix)
+
+
+target_argument = click.argument("target", default="host", shell_complete=complete_targets)
+
+
+def threads_warning(threads: int | None, result: dict) -> str | None:
+    """The warning when THREADS (--threads or `threads:`) exceeds the cores the measuring process
+    could use on the target (RESULT, a profile result: device.usable_cores, else device.cores):
+    the runtime's threads then share cores and the timings are slower than the device's. None
+    when within, or when either number is unknown."""
+    dev = result.get("device") or {}
+    cores = dev.get("usable_cores") or dev.get("cores")
+    if not threads or not isinstance(cores, int) or threads <= cores:
+        return None
+    return (f"--threads {threads} is more than the {cores} core(s) {result.get('target', 'the target')} let it use: "
+            f"threads share cores, so latency is worse than with --threads {cores}.")
 
 
 def within_limit(name: str):
