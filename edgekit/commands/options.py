@@ -154,17 +154,17 @@ def target_option(default: str | None = "host", prefix: str = "Where to run: ", 
 target_argument = click.argument("target", default="host", shell_complete=complete_targets)
 
 
-def threads_warning(threads: int | None, result: dict) -> str | None:
-    """The warning when THREADS (--threads or `threads:`) exceeds the cores the measuring process
-    could use on the target (RESULT, a profile result: device.usable_cores, else device.cores):
-    the runtime's threads then share cores and the timings are slower than the device's. None
-    when within, or when either number is unknown."""
+def threads_warning(threads: int | None, result: dict, flag: str = "--threads") -> str | None:
+    """The warning when THREADS (FLAG: --threads, or `threads:` of edgekit.yaml) exceeds the
+    cores the measuring process could use on the target (RESULT, a profile result:
+    device.usable_cores, the affinity mask, else device.cores): the runtime's threads then share
+    cores and the timings are worse than the device can do. None when within, or unknown."""
     dev = result.get("device") or {}
     cores = dev.get("usable_cores") or dev.get("cores")
     if not threads or not isinstance(cores, int) or threads <= cores:
         return None
-    return (f"--threads {threads} is more than the {cores} core(s) {result.get('target', 'the target')} let it use: "
-            f"threads share cores, so latency is worse than with --threads {cores}.")
+    return (f"{flag} {threads} is more than the {cores} core(s) {result.get('target') or 'the target'} lets it use: "
+            f"threads share cores, so latency is worse than with {flag} {cores}.")
 
 
 def within_limit(name: str):

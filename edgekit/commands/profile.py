@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .options import host_key_option, json_option, target_option, within_limit
+from .options import host_key_option, json_option, target_option, threads_warning, within_limit
 from .output import show
 
 
@@ -42,7 +42,11 @@ def profile_command(artifact, target, runs, warmup, threads, data, no_ops, accep
     existing_regular(artifact, "The artifact")  # a FIFO or device: refused before anything reads it
 
     def work(con):
-        return profile(artifact, target=target, runs=runs, warmup=warmup, threads=threads, data=data,
-                       ops=not no_ops, accept_new_host_key=accept_new_host_key)
+        result = profile(artifact, target=target, runs=runs, warmup=warmup, threads=threads, data=data,
+                         ops=not no_ops, accept_new_host_key=accept_new_host_key)
+        warning = threads_warning(threads, result)  # more threads than cores: a warning, not an error
+        if warning:
+            result.setdefault("warnings", []).append(warning)
+        return result
 
     show(as_json, work, print_profile, status=f"profiling on {target}")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from .options import json_option
-from .output import STATE, log_to, show
+from .options import json_option, threads_warning
+from .output import STATE, console, log_to, show
 
 
 def _budgets_help() -> str:
@@ -18,7 +18,7 @@ def _budgets_help() -> str:
 @click.command("run", epilog=_budgets_help())
 @click.argument("pipeline", required=False, default="edgekit.yaml", metavar="[PIPELINE]")
 @click.option("--only", multiple=True, metavar="NAME", help="Run only this build (repeatable).")
-@click.option("--out", metavar="DIR", help="Output folder (default: edgekit-out/ beside the pipeline file).")
+@click.option("-o", "--out", metavar="DIR", help="Output folder (default: edgekit-out/ beside the pipeline file).")
 @click.option("--force", is_flag=True, help="Rebuild and re-measure even when nothing changed.")
 @json_option("report")
 def run_command(pipeline, only, out, force, as_json):
@@ -39,9 +39,23 @@ def run_command(pipeline, only, out, force, as_json):
                    on_build=lambda name, state: print_build_state(con, name, state))
 
     report = show(as_json, work, print_run, status="running the pipeline")
+    for warning in _threads_warnings(report):
+        console().print(f"[yellow]warning:[/] {warning}")
     if not report["passed"]:
         raise CheckFailed(
             f"{report['failed_budgets']} budget(s) failed"
             + (f", build(s) failed: {', '.join(report['failed_builds'])}" if report["failed_builds"] else "") + ".",
             f"See {report['out']}/report.md.",
         )
+
+
+def _threads_warnings(report: dict) -> list[str]:
+    """One warning per target where the pipeline's `threads:` exceeded the cores its profiles
+    could use (see options.threads_warning), from the run REPORT's profile results."""
+    out = []
+    for build in report.get("builds", []):
+        for prof in build.get("profiles", []):
+            w = threads_warning(prof.get("threads"), prof, flag="threads:")
+            if w and w not in out:
+                out.append(w)
+    return out
