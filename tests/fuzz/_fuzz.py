@@ -36,10 +36,12 @@ def _alarm(signum, frame):
     raise Hang(f"no result after {HANG_S} s")
 
 
-def outcome(parser: str, fn, *args, **kwargs):
+def outcome(parser: str, fn, *args, known: tuple = (), **kwargs):
     """Run FN(*ARGS, **KWARGS) as one fuzz example of PARSER: ("ok", its value) or (the
     EdgekitError's class name, the error). Any other exception propagates (the test fails on
-    it); an error without a message, or an example slower than LIMIT_S, fails the test too."""
+    it); an error without a message, or an example slower than LIMIT_S, fails the test too.
+    KNOWN: (exception class, message substring) pairs of crashes already reported and not yet
+    fixed (each has a strict xfail test of its own): tallied as "known-bug", not failed on."""
     start = time.perf_counter()
     old = signal.signal(signal.SIGALRM, _alarm)
     signal.setitimer(signal.ITIMER_REAL, HANG_S)
@@ -48,6 +50,10 @@ def outcome(parser: str, fn, *args, **kwargs):
     except EdgekitError as exc:
         value, kind = exc, type(exc).__name__
         assert exc.message and exc.message.strip(), f"{parser}: {kind} without a message"
+    except Exception as exc:
+        if not any(isinstance(exc, cls) and text in str(exc) for cls, text in known):
+            raise
+        value, kind = exc, f"known-bug {type(exc).__name__}: {str(exc)[:40]}"
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
