@@ -53,3 +53,103 @@ def test_help_lists_every_command_without_importing_them():
     assert p.returncode == 0, p.stderr + p.stdout
     for name in ("convert", "validate", "run", "report", "profile", "inspect", "devices", "emulator"):
         assert f"\n  {name} " in p.stdout
+
+
+# ---- issue 13: option placement, the threads warning, run -o, the environment table -------------
+
+def _quiet_devices_env(monkeypatch, tmp_path):
+    """`edgekit devices` with no named targets and no adb server to ask."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        free = s.getsockname()[1]
+    monkeypatch.setenv("EDGEKIT_TARGETS_FILE", str(tmp_path / "none.toml"))
+    monkeypatch.setenv("ANDROID_ADB_SERVER_PORT", str(free))
+
+
+def test_global_flags_after_the_subcommand(cli, monkeypatch, tmp_path):
+    _quiet_devices_env(monkeypatch, tmp_path)
+    loud = cli("devices")
+    assert loud.exit_code == 0 and "host" in loud.stderr
+    for args in (("-q", "devices"), ("devices", "-q"), ("devices", "--quiet", "--json")):
+        r = cli(*args)
+        assert r.exit_code == 0 and r.stderr == "", (args, r)
+    r = cli("devices", "--json", "-q")
+    assert r.json()["devices"][0]["name"] == "host"
+    # --debug after a (nested) subcommand shows the traceback, as before it
+    for args in (("--debug", "devices", "check", "nowhere:1"), ("devices", "check", "nowhere:1", "--debug")):
+        r = cli(*args)
+        assert r.exit_code == 2 and "Traceback" in r.stderr and "Unknown target" in r.stderr, (args, r)
+    r = cli("devices", "check", "nowhere:1")
+    assert r.exit_code == 2 and "Traceback" not in r.stderr
+    r = cli("report", tmp_path / "missing.json", "-v")
+    assert r.exit_code == 2 and "No such option" not in r.stderr, r
+
+
+def test_every_command_takes_the_global_flags():
+    from edgekit.cli import ROUTES, cli as root
+
+    def check(cmd, path):
+        opts = {o for p in cmd.params for o in p.opts}
+        assert {"--debug", "-q", "--quiet", "-v", "--verbose"} <= opts, path
+        for name, sub in getattr(cmd, "commands", {}).items():
+            check(sub, f"{path} {name}")
+
+    for name in ROUTES:
+        check(root.get_command(None, name), name)
+
+
+def test_threads_above_the_cores_warn_but_measure(cli, tmp_path):
+    import os
+
+    import onnx
+    from onnx import TensorProto, helper
+
+    from edgekit.commands.options import threads_warning
+
+    g = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    onnx.save(m, tmp_path / "relu.onnx")
+    cores = len(os.sched_getaffinity(0))
+    r = cli("profile", tmp_path / "relu.onnx", "--threads", cores + 3, "--runs", "2", "--warmup", "0", "--json")
+    assert r.exit_code == 0, r
+    res = r.json()
+    assert res["threads"] == cores + 3  # measured as asked
+    assert any(f"--threads {cores + 3} is more than the {cores} core(s)" in w for w in res["warnings"]), res["warnings"]
+    assert f"--threads {cores + 3} is more than" in r.stderr
+    assert threads_warning(cores, res) is None and threads_warning(None, res) is None
+    assert "threads: 9" in threads_warning(9, {"target": "pi4", "device": {"cores": 4, "usable_cores": 2}},
+                                           flag="threads:")
+
+
+def test_run_takes_o_like_the_others(cli, tmp_path):
+    r = cli("run", "--help")
+    assert r.exit_code == 0 and "-o, --out DIR" in r.stdout
+    r = cli("run", tmp_path / "missing.yaml", "-o", tmp_path / "out")
+    assert r.exit_code == 2 and "No such option" not in r.stderr and "missing.yaml" in r.stderr, r
+
+
+def test_every_edgekit_variable_the_code_reads_is_documented():
+    import re
+    from pathlib import Path
+
+    from edgekit.cli import ENVIRONMENT
+
+    root = Path(__file__).resolve().parents[1]
+    read = set()
+    for folder in ("edgekit", "targets", "converters", "quantization"):
+        for f in (root / folder).rglob("*.py"):
+            read |= set(re.findall(r"""["'](_?EDGEKIT_[A-Z0-9_]+)["']""", f.read_text()))
+    assert "EDGEKIT_TARGETS_FILE" in read and "EDGEKIT_ISOLATE" in read
+    readme = (root / "README.md").read_text()
+    table = re.findall(r"^\| `(_?EDGEKIT_[A-Z0-9_]+)` \|", readme, re.M)
+    assert not read - set(table), f"EDGEKIT_ variables read by the code but not in the README table: {read - set(table)}"
+    assert set(table) == set(ENVIRONMENT)
+    p = fresh_python("from edgekit.cli import main\nmain(['--help'])")
+    for name in ENVIRONMENT:
+        assert name.startswith("_") or name in p.stdout, name
+    assert "_EDGEKIT_COMPLETE=bash_source edgekit" in p.stdout and "_EDGEKIT_COMPLETE=bash_source edgekit" in readme
