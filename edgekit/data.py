@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -72,7 +73,7 @@ def random_samples(specs: list[TensorSpec], n: int = 16, seed: int = 0) -> Sampl
 
 
 def load_samples(
-    data: str | Path | None,
+    data,
     specs: list[TensorSpec],
     *,
     n_random: int = 16,
@@ -88,7 +89,8 @@ def load_samples(
             key for a model with one input; an optional `labels` array, one label per sample;
             other keys are ignored with a DataWarning); or a folder of images (one 4-D input:
             resized bilinearly to the input's H×W, converted to L or RGB by its channel count,
-            NCHW or NHWC by the spec's layout/shape, float inputs scaled to [0, 1]).
+            NCHW or NHWC by the spec's layout/shape, float inputs scaled to [0, 1]); from Python
+            also a numpy array (as a .npy holds) or a dict of arrays (as a .npz holds).
             Arrays hold N samples stacked on the first axis, or a single sample without it.
         specs: the model's input specs, with static shapes.
         n_random: how many random samples to make.
@@ -97,9 +99,18 @@ def load_samples(
 
     Returns `Samples`, each input shaped (N, *spec.shape[1:]) in the spec's dtype (float64 data
     is cast to a float32 input; integer data for a float input is refused).
-    Raises BadInput (exit 2) for a missing or unreadable file, another format, a missing input
+    Raises BadInput (exit 2) for another type, a missing or unreadable file, another format, a missing input
     array, a shape, dtype or sample-count mismatch, NaN/inf values or no samples.
     """
+    if isinstance(data, np.ndarray) or isinstance(data, Mapping):  # from Python: arrays in memory
+        samples = _from_array(data, specs, what, "the array given") if isinstance(data, np.ndarray) else \
+            _from_arrays({str(k): v for k, v in data.items()}, specs, what, "the arrays given")
+        _check(samples, specs, samples.source, what, allow_nan)
+        return samples
+    if data is not None and not isinstance(data, (str, Path)):
+        raise BadInput(f"The {what} is a {type(data).__name__}; edgekit takes a path (.npy, .npz, a folder of "
+                       "images), a numpy array, or a dict of arrays keyed by input name (plus 'labels').",
+                       "Pass numpy arrays (numpy.asarray(x)) or save them with numpy.savez.")
     if data is None or str(data) == RANDOM:
         warnings.warn(
             f"No {what} given: using {n_random} random samples. Random inputs prove the plumbing, "
@@ -136,8 +147,15 @@ def _load_npy(path: Path, specs, what) -> Samples:
             f"{path} holds one array, but the model has {len(specs)} inputs ({names}).",
             "Use a .npz file with one array per input name: numpy.savez(path, name=array, ...).",
         )
-    arr = _np_load(path, what)
-    return Samples({specs[0].name: _add_batch(arr, specs[0])}, source=str(path))
+    return _from_array(_np_load(path, what), specs, what, str(path))
+
+
+def _from_array(arr, specs, what, source: str) -> Samples:
+    """One array (N samples stacked, or one sample) for a model with one input."""
+    if len(specs) != 1:
+        raise BadInput(f"The {what} is one array, but the model has {len(specs)} inputs "
+                       f"({', '.join(s.name for s in specs)}).", "Give one array per input name (a dict or .npz).")
+    return Samples({specs[0].name: _add_batch(arr, specs[0])}, source=source)
 
 
 def _np_load(path: Path, what):
@@ -169,9 +187,17 @@ def _load_npz(path: Path, specs, what) -> Samples:
             arrays = {k: z[k] for k in z.files}
         except Exception as exc:  # as in _np_load: a damaged record or a header that lies
             raise BadInput(f"Cannot read the {what} {path}: {exc}.", "Rewrite it with numpy.savez.") from exc
+    return _from_arrays(arrays, specs, what, str(path))
+
+
+def _from_arrays(arrays: dict, specs, what, source: str) -> Samples:
+    """Arrays keyed by input name (any single key for a one-input model), plus optional labels."""
+    path = source
     if not arrays:
         raise BadInput(f"The {what} {path} holds no arrays.", "Save one array per input name with numpy.savez.")
     labels = arrays.pop("labels", None)
+    if labels is not None:
+        labels = np.asarray(labels)
     inputs = {}
     for i, s in enumerate(specs):
         if s.name in arrays:
@@ -188,7 +214,7 @@ def _load_npz(path: Path, specs, what) -> Samples:
         warnings.warn(f"The {what} {path} has array(s) no input takes, ignored: {', '.join(arrays)} "
                       f"(inputs: {', '.join(s.name for s in specs)}; task labels go under the key 'labels').",
                       DataWarning, stacklevel=3)
-    return Samples(inputs, labels, source=str(path))
+    return Samples(inputs, labels, source=source)
 
 
 def _add_batch(arr: np.ndarray, spec: TensorSpec) -> np.ndarray:

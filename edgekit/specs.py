@@ -88,9 +88,38 @@ def parse_shape(text: str) -> tuple[str | None, tuple[int, ...]]:
 
 
 def parse_input_shapes(items) -> dict:
-    """Several --input-shape values → {name or index: dims}."""
-    shapes: dict = {}
-    for i, item in enumerate(items or ()):
+    """Input shapes in any form a user gives them → {input name or position: dims (ints)}.
+
+    Accepts None; one "NAME=DIMS" / "DIMS" string ("image=1x224x224x3", "1,3,8,8"); a list or
+    tuple of such strings (repeated --input-shape); or a dict {name or position: dims} whose dims
+    are a sequence of positive ints or a "1x3x8x8" string (the Python API).
+    Raises BadInput (exit 2) for another type or a malformed shape."""
+    if items is None:
+        return {}
+    if isinstance(items, str):
+        items = [items]
+    if isinstance(items, dict):
+        shapes: dict = {}
+        for key, dims in items.items():
+            if isinstance(dims, str):
+                dims = parse_shape(dims)[1]
+            elif isinstance(dims, (list, tuple)) and all(isinstance(d, int) and not isinstance(d, bool) and d > 0
+                                                          for d in dims):
+                dims = tuple(dims)
+            else:
+                raise BadInput(f"The shape for input {key!r} is {dims!r}.",
+                               "Give it as a tuple of positive ints, e.g. {'image': (1, 224, 224, 3)}, "
+                               "or a string '1x224x224x3'.")
+            shapes[key] = dims
+        return shapes
+    if not isinstance(items, (list, tuple)):
+        raise BadInput(f"Input shapes given as a {type(items).__name__}.",
+                       "Give 'NAME=DIMS' strings (a list for several inputs) or a dict {name: dims}.")
+    shapes = {}
+    for i, item in enumerate(items):
+        if not isinstance(item, str):
+            raise BadInput(f"Input shape {item!r} is not a 'NAME=DIMS' string.",
+                           "Write it as 'image=1x224x224x3', or pass a dict {name: dims}.")
         name, dims = parse_shape(item)
         shapes[name if name is not None else i] = dims
     return shapes
