@@ -82,9 +82,18 @@ def convert(source, recipe: QuantRecipe, dest: Path, options) -> Artifact:
         quantization={"recipe": recipe.name, "effective": ok, **({"note": why} if why else {}), **summary},
         extra={
             "flex_ops": sorted(op for op in summary["ops_by_type"] if op.startswith("Flex")),
-            "notes": [n for n in [tflite_quant.hybrid_note(recipe, summary)] if n],
+            "notes": [n for n in [tflite_quant.hybrid_note(recipe, summary), _signatures_note(source)] if n],
         },
     )
+
+
+def _signatures_note(source) -> str | None:
+    """Which SavedModel signature the file holds and which others exist (None for one only)."""
+    others = source.extra.get("other_signatures")
+    if not others:
+        return None
+    return (f"Converted and checked the SavedModel's {source.extra['signature']!r} signature; it also has "
+            f"{', '.join(repr(o) for o in others)} (not in this file: convert each with --signature NAME).")
 
 
 def unsupported_ops(msg: str) -> tuple[list[str], list[str]]:

@@ -47,6 +47,7 @@ def convert(
     output=None,
     validate: bool = True,
     weights=None,
+    signature: str | None = None,
     channels_last_io: bool = False,
     samples: int | None = None,
     etrecord: bool = False,
@@ -65,6 +66,9 @@ def convert(
     In-memory models and arrays run in this process. EDGEKIT_ISOLATE=0 saves the child's
     framework imports (~4 s) in a long-lived Python that already has them, at the price of that
     process dying with a native crash.
+
+    SIGNATURE picks the signature of a SavedModel folder (default serving_default); the file
+    holds that one and the others are named in a note.
 
     Raises EdgekitError subclasses for bad input; a parity failure is reported in the result
     (`parity.passed` false), and the CLI turns it into exit 1 after the files are written.
@@ -91,7 +95,8 @@ def convert(
     check_writable(dest)  # before minutes of work, not after
     args = dict(model=model, to=to, quantize=quantize, calibration=calibration, data=data, io_dtype=io_dtype,
                 input_shapes=input_shapes, allow_tf_ops=allow_tf_ops, output=str(dest), validate=validate,
-                weights=weights, channels_last_io=channels_last_io, samples=samples, etrecord=etrecord,
+                weights=weights, signature=signature, channels_last_io=channels_last_io, samples=samples,
+                etrecord=etrecord,
                 thresholds=thresholds, debug=debug)
     if isolate is None:
         isolate = os.environ.get("EDGEKIT_ISOLATE", "1") != "0"
@@ -102,7 +107,8 @@ def convert(
     t0 = time.perf_counter()
     log(f"Loading {model_label}")
     step(f"loading {model_label}")
-    source = load_model(str(model), shapes, weights) if isinstance(model, (str, Path)) else from_object(model, model_label, shapes)
+    source = (load_model(str(model), shapes, weights, signature=signature) if isinstance(model, (str, Path))
+              else from_object(model, model_label, shapes))
     timings["load_s"] = time.perf_counter() - t0
     module = converters.converter_for(to, source.framework)
     if recipe.name not in module.RECIPES:

@@ -222,16 +222,18 @@ def print_profile(con, result: dict) -> None:
     if rows:
         ops = result["ops"]
         runs = f"{ops['runs']} " if ops.get("runs") else ""
-        t = Table(title=f"time by operator type · shares from {runs}separately instrumented runs "
-                        f"({format_ms(ops.get('per_run_ms'))} per run there), scaled to the measured p50 "
-                        f"{format_ms(lat.get('p50'))}", title_justify="left")
+        t = Table(title=f"time by operator type · as shares of the measured p50 {format_ms(lat.get('p50'))}",
+                  title_justify="left")
         for col in ("operator", "count", "share", "≈ of p50"):
             t.add_column(col, justify="left" if col == "operator" else "right")
         for row in rows[:10]:
             t.add_row(row["type"], str(row["count"]), row["share_text"], row["scaled_text"])
         con.print(t)
-    con.print(f"  device: {dev.get('cpu') or dev.get('machine')} · {dev.get('cores')} cores · {dev.get('os')} · "
-              f"{dev.get('machine')} · Python {dev.get('python')}")
+        con.print(f"  shares from {runs}separately instrumented runs ({format_ms(ops.get('per_run_ms'))} per run "
+                  "there: tracing slows each operator), scaled to the measured p50")
+    parts = (dev.get("cpu"), dev.get("cores") and f"{dev['cores']} cores", dev.get("os"), dev.get("machine"),
+             dev.get("python") and f"Python {dev['python']}")
+    con.print("  device: " + (" · ".join(str(p) for p in parts if p) or "not described"))
 
 
 def print_device_check(con, result: dict) -> None:

@@ -189,7 +189,7 @@ def _devices(report: dict) -> list[dict]:
         prof = next((p for b in report["builds"] for p in b["profiles"]
                      if isinstance(p, dict) and p.get("target") == t and "error" not in p), None)
         if prof is None:
-            out.append({"target": t, "machine": "not measured", "runtimes": []})
+            out.append({"target": t, "machine": "not measured", "runtimes": [], "emulated": False})
             continue
         d = prof.get("device") or {}
         mem = format_mib(d["memory_mb"]) if _num(d.get("memory_mb")) is not None else None
@@ -267,5 +267,5 @@ def to_html(report: dict) -> str:
     import jinja2
 
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
-                             autoescape=True, keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
+                             autoescape=True, keep_trailing_newline=True)
     return env.get_template("report.html.j2").render(**_context(report))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import math
+import re
 
 from .units import format_bytes, format_ms
 
@@ -38,6 +39,7 @@ def _svg(fig, css_class: str, label: str) -> str:
     fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None}, bbox_inches="tight")
     text = buf.getvalue()
     text = text[text.index("<svg"):]
+    text = re.sub(r"<metadata>.*?</metadata>\s*", "", text, flags=re.S)  # RDF boilerplate
     return text.replace("<svg ", f'<svg class="plot {css_class}" role="img" aria-label="{label}" ', 1)
 
 

@@ -42,6 +42,7 @@ def validate(
     preset: str | None = None,
     input_shapes=(),
     weights: str | None = None,
+    signature: str | None = None,
     threads: int | None = None,
     target_options: dict | None = None,
     progress=None,
@@ -61,6 +62,7 @@ def validate(
         preset: the verdict preset (edgekit.parity.PRESETS); None: the candidate's precision.
         input_shapes: NAME=SHAPE strings or a {name: shape} dict, for models that need them.
         weights: a PyTorch state dict for a `file.py:Class` reference.
+        signature: the signature of a SavedModel reference (default serving_default).
         threads: runtime threads (None: the runtime's default).
         target_options: extra keyword options for the target session.
         progress: optional callable(done, total) per compared sample.
@@ -100,7 +102,7 @@ def validate(
     if weights is not None and is_artifact(reference):
         raise BadInput("--weights belongs to a PyTorch reference given as file.py:Class, not to an artifact.",
                        "Drop --weights, or pass the model spec as REFERENCE.")
-    ref = load_reference(reference, shapes, threads, weights=weights)
+    ref = load_reference(reference, shapes, threads, weights=weights, signature=signature)
     log(f"Loading the candidate {cand_path}")
     session = load_runtime(cand_path, threads=threads)
     timings["load_s"] = time.perf_counter() - t0

@@ -62,7 +62,7 @@ def is_artifact(spec) -> bool:
 
 
 def load_reference(spec, input_shapes: dict | None = None, threads: int | None = None,
-                   weights: str | None = None) -> Reference:
+                   weights: str | None = None, signature: str | None = None) -> Reference:
     """Load REFERENCE: an artifact (run by its runtime), a model spec `edgekit convert` takes, or
     a model object handed over from Python.
 
@@ -71,6 +71,7 @@ def load_reference(spec, input_shapes: dict | None = None, threads: int | None =
         input_shapes: input name → shape, for models whose inputs are not fully known.
         threads: runtime threads for an artifact reference (None: the runtime's default).
         weights: a PyTorch state dict for a `file.py:Class` reference.
+        signature: a SavedModel reference's signature (default serving_default).
 
     Raises:
         BadInput (exit 2) / MissingDependency (exit 3): from the model loader or the runtime.
@@ -85,7 +86,7 @@ def load_reference(spec, input_shapes: dict | None = None, threads: int | None =
     from .sources import from_object, load_model
 
     if isinstance(spec, (str, Path)):
-        source = load_model(str(spec), input_shapes or {}, weights=weights)
+        source = load_model(str(spec), input_shapes or {}, weights=weights, signature=signature)
     else:
         source = from_object(spec, type(spec).__name__, input_shapes or {})
     return Reference(kind="model", origin=source.origin, inputs=source.inputs, call=source.reference,

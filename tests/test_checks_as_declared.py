@@ -278,3 +278,46 @@ def test_an_output_whose_size_depends_on_the_data_is_compared_as_such(tmp_path, 
     wrong = validate(torch_select(0.4), dest)  # the file keeps other values than this model
     assert not wrong["passed"]
     assert "its size depends on the data" in wrong["parity"]["outputs"][0]["failures"][0]
+
+
+def two_signature_saved_model(folder, scale: float = 3.0) -> str:
+    """A SavedModel with 'serving_default' (encode, (1, 3) → (1, 2)) and 'decode' ((1, 2) → (1, 3))."""
+    import tensorflow as tf
+
+    class Codec(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = tf.Variable(tf.random.stateless_normal((3, 2), seed=(1, 2)))
+
+        @tf.function(input_signature=[tf.TensorSpec((1, 3), tf.float32, name="x")])
+        def encode(self, x):
+            return {"code": tf.matmul(x, self.w)}
+
+        @tf.function(input_signature=[tf.TensorSpec((1, 2), tf.float32, name="c")])
+        def decode(self, c):
+            return {"recon": tf.matmul(c, self.w, transpose_b=True) * scale}
+
+    codec = Codec()
+    tf.saved_model.save(codec, str(folder), signatures={"serving_default": codec.encode, "decode": codec.decode})
+    return str(folder)
+
+
+def test_a_saved_model_with_several_signatures_converts_and_checks_the_chosen_one(tmp_path):
+    from edgekit.runtimes import load
+    from edgekit.validation import validate
+
+    sm = two_signature_saved_model(tmp_path / "codec")
+    res = convert(sm, tmp_path / "enc.tflite")
+    assert res["parity"]["passed"] and [o["name"] for o in res["outputs"]] == ["code"]
+    assert any("'serving_default' signature" in w and "'decode'" in w for w in res["warnings"])
+    dec = convert(sm, tmp_path / "dec.tflite", signature="decode")
+    assert dec["parity"]["passed"] and [o["name"] for o in dec["outputs"]] == ["recon"]
+    assert [s.shape for s in load(tmp_path / "dec.tflite").inputs] == [(1, 2)]
+    assert convert(sm, tmp_path / "enc8.tflite", quantize="int8", calibration="random")["parity"]["passed"]
+    with pytest.raises(BadInput) as err:
+        convert(sm, tmp_path / "x.tflite", signature="nope")
+    assert "serving_default, decode" in err.value.message
+    # a wrong decoder (another scale) fails against the chosen signature
+    other = two_signature_saved_model(tmp_path / "codec4", scale=4.0)
+    convert(other, tmp_path / "dec4.tflite", signature="decode")
+    assert not validate(sm, tmp_path / "dec4.tflite", signature="decode")["passed"]

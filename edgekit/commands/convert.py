@@ -18,6 +18,8 @@ from .output import STATE, log_to, progress, show
 @input_shape_option()
 @click.option("--allow-tf-ops", is_flag=True, help="Allow TensorFlow (Flex) ops; most device runtimes cannot run them.")
 @click.option("--weights", metavar="FILE", help="PyTorch state_dict for a file.py:Class model.")
+@click.option("--signature", metavar="NAME",
+              help="SavedModel: the signature to convert and check (default serving_default).")
 @click.option("--channels-last-io", is_flag=True, help="PyTorch→TFLite: NHWC inputs/outputs for an NCHW model.")
 @click.option("--etrecord", is_flag=True,
               help="ExecuTorch: also write MODEL.pte.etrecord (≈2× the .pte) for validate --per-layer.")
@@ -26,6 +28,7 @@ from .output import STATE, log_to, progress, show
 @samples_option("parity samples")
 @json_option()
 def convert_command(model, to, quantize, calibration, data, io_dtype, input_shapes, allow_tf_ops, weights,
+                    signature,
                     channels_last_io, etrecord, output, no_validate, samples, as_json):
     """Convert MODEL to an on-device format, quantize it, and check it against the original.
 
@@ -47,7 +50,8 @@ def convert_command(model, to, quantize, calibration, data, io_dtype, input_shap
             return convert(
                 model, to=to, quantize=quantize, calibration=calibration, data=data, io_dtype=io_dtype,
                 input_shapes=input_shapes, allow_tf_ops=allow_tf_ops, output=output, validate=not no_validate,
-                weights=weights, channels_last_io=channels_last_io, samples=samples, etrecord=etrecord,
+                weights=weights, signature=signature, channels_last_io=channels_last_io, samples=samples,
+                etrecord=etrecord,
                 progress=update, log=log_to(con), debug=STATE.debug,
             )
 

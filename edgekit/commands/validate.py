@@ -23,11 +23,14 @@ from .output import log_to, progress, show
 @input_shape_option(" of the reference model")
 @click.option("--weights", metavar="FILE",
               help="PyTorch reference as file.py:Class: its state_dict or checkpoint (loaded with weights_only=True).")
+@click.option("--signature", metavar="NAME",
+              help="A SavedModel reference: the signature to compare with (default serving_default).")
 @target_option(default=None, prefix="Run the candidate there (", suffix="); the reference runs here.")
 @host_key_option
 @json_option()
 def validate_command(reference, candidate, data, samples, per_layer, preset, min_psnr, max_abs, min_cosine,
-                     min_top1_agreement, max_accuracy_drop, input_shapes, weights, as_json, target=None,
+                     min_top1_agreement, max_accuracy_drop, input_shapes, weights, signature, as_json,
+                     target=None,
                      accept_new_host_key=False):
     """Check that CANDIDATE (an artifact) computes what REFERENCE computes.
 
@@ -56,7 +59,7 @@ def validate_command(reference, candidate, data, samples, per_layer, preset, min
             return validate(
                 reference, candidate, data=data, samples=samples, per_layer=per_layer,
                 thresholds={k: v for k, v in thresholds.items() if v is not None}, preset=preset,
-                input_shapes=input_shapes, weights=weights, progress=update, log=log_to(con),
+                input_shapes=input_shapes, weights=weights, signature=signature, progress=update, log=log_to(con),
                 target=target, target_options={"accept_new_host_key": accept_new_host_key} if target else None,
             )
 

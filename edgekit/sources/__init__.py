@@ -124,7 +124,8 @@ KERAS_SUFFIXES = {".keras", ".h5", ".hdf5"}
 TORCH_SUFFIXES = {".pt2", ".pt", ".pth", ".ptl"}
 
 
-def load_model(spec: str, input_shapes: dict | None = None, weights: str | None = None) -> SourceModel:
+def load_model(spec: str, input_shapes: dict | None = None, weights: str | None = None,
+               signature: str | None = None) -> SourceModel:
     """MODEL as `edgekit convert` takes it → SourceModel with resolved static input shapes.
 
     Args:
@@ -135,6 +136,8 @@ def load_model(spec: str, input_shapes: dict | None = None, weights: str | None 
         input_shapes: {input name or position: dims} (`specs.parse_input_shapes` of
             --input-shape) fixing dynamic dimensions; a dynamic batch alone defaults to 1.
         weights: a state_dict file for a torch factory (loaded with weights_only=True).
+        signature: the SavedModel signature to load (default serving_default; --signature);
+            refused (BadInput) for any other kind of model.
 
     Raises BadInput (exit 2) for a missing, empty, non-regular (FIFO, device) or unknown file, a factory that cannot be
     imported or called, a model that cannot be loaded or run on its inputs, or a dimension
@@ -143,6 +146,9 @@ def load_model(spec: str, input_shapes: dict | None = None, weights: str | None 
     input_shapes = input_shapes or {}
     path = Path(spec)
     factory = _split_factory(spec)
+    if signature is not None and not (factory is None and path.is_dir()):
+        raise BadInput(f"--signature {signature} applies to a TensorFlow SavedModel folder; {spec} is not one.",
+                       "Drop --signature (other models have one signature).")
     if factory is None:
         if not path.exists():
             raise BadInput(
@@ -156,7 +162,7 @@ def load_model(spec: str, input_shapes: dict | None = None, weights: str | None 
         if path.is_dir():
             from . import keras as keras_src
 
-            return _stamp(keras_src.load_saved_model(path, input_shapes), path)
+            return _stamp(keras_src.load_saved_model(path, input_shapes, signature), path)
         if path.stat().st_size == 0:
             raise BadInput(f"The model file {path} is empty.", "Save the model again; the file holds nothing.")
         suffix = path.suffix.lower()

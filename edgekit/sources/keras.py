@@ -204,14 +204,17 @@ def _output_names(model) -> list[str]:
     return names
 
 
-def load_saved_model(path: Path, input_shapes: dict) -> SourceModel:
-    """A TensorFlow SavedModel folder → SourceModel (framework "tf-savedmodel") through its
-    `serving_default` signature: inputs and outputs in the signature's sorted key order,
-    `reference` calling it in groups of the declared (or resolved) batch.
+def load_saved_model(path: Path, input_shapes: dict, signature: str | None = None) -> SourceModel:
+    """A TensorFlow SavedModel folder → SourceModel (framework "tf-savedmodel") through one
+    signature, SIGNATURE (default `serving_default`): inputs and outputs in the signature's sorted
+    key order, `reference` calling it in groups of the declared (or resolved) batch;
+    `export_saved_model` writes a SavedModel holding that signature alone, so the converted file
+    holds what parity checks. `extra["signature"]` is the one chosen, `extra["other_signatures"]`
+    the ones left out (the converter names them in a note).
 
     Raises BadInput (exit 2) for a folder without saved_model.pb(txt), one TensorFlow cannot
-    load, one without a `serving_default` signature, or a dimension left unknown;
-    MissingDependency (exit 3) without TensorFlow."""
+    load, one without the signature asked for (the message lists those it has), or a dimension
+    left unknown; MissingDependency (exit 3) without TensorFlow."""
     if not (path / "saved_model.pb").is_file() and not (path / "saved_model.pbtxt").is_file():
         raise BadInput(
             f"The folder {path} is not a TensorFlow SavedModel (no saved_model.pb inside).",
@@ -224,12 +227,16 @@ def load_saved_model(path: Path, input_shapes: dict) -> SourceModel:
         raise BadInput(f"TensorFlow cannot load the SavedModel {path}: {str(exc).splitlines()[0]}",
                        "Export it again with tf.saved_model.save or model.export.") from exc
     sigs = getattr(loaded, "signatures", {})
-    if "serving_default" not in sigs:
+    chosen = signature or "serving_default"
+    if chosen not in sigs:
         raise BadInput(
-            f"The SavedModel {path} has no 'serving_default' signature (it has: {', '.join(sigs) or 'none'}).",
-            "Export it with a serving signature (keras: model.export(path); tf: tf.saved_model.save(obj, path, signatures=...)).",
+            f"The SavedModel {path} has no {chosen!r} signature (it has: {', '.join(sigs) or 'none'}).",
+            (f"Choose one with --signature {next(iter(sigs))}, or export" if sigs else "Export") +
+            " it with a serving signature (keras: model.export(path); tf: tf.saved_model.save(obj, path, "
+            "signatures=...)).",
         )
-    sig = sigs["serving_default"]
+    sig = sigs[chosen]
+    others = sorted(k for k in sigs if k != chosen)
     in_struct = sig.structured_input_signature[1]
     raw = [TensorSpec(name, tuple(ts.shape.as_list()), np.dtype(ts.dtype.as_numpy_dtype).name)
            for name, ts in sorted(in_struct.items())]
@@ -252,15 +259,15 @@ def load_saved_model(path: Path, input_shapes: dict) -> SourceModel:
     static = all(d is not None for _, ts in in_struct.items() for d in ts.shape.as_list())
 
     def export_saved_model(folder: str) -> str:
-        if static:
-            return str(path)  # already what TFLite wants
+        if static and not others:
+            return str(path)  # already what TFLite wants: one fixed-shape signature
 
         @tf.function
         def serve(**kw):
             return sig(**kw)
 
         fixed = serve.get_concrete_function(**{s.name: tf.TensorSpec(s.shape, s.dtype, name=s.name) for s in specs})
-        tf.saved_model.save(loaded, folder, signatures={"serving_default": fixed})
+        tf.saved_model.save(loaded, folder, signatures={chosen: fixed})  # the chosen signature alone
         return folder
 
     return SourceModel(
@@ -269,5 +276,6 @@ def load_saved_model(path: Path, input_shapes: dict) -> SourceModel:
         inputs=specs,
         native=loaded,
         reference=reference,
-        extra={"export_saved_model": export_saved_model, "output_names": out_names},
+        extra={"export_saved_model": export_saved_model, "output_names": out_names, "signature": chosen,
+               "other_signatures": others},
     )
