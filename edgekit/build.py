@@ -52,6 +52,10 @@ def convert(
     samples: int | None = None,
     etrecord: bool = False,
     thresholds: dict | None = None,
+    allow_float_fallback: bool = False,
+    max_accuracy_drop: float | None = None,
+    min_top1_agreement: float | None = None,
+    min_psnr: float | None = None,
     progress=None,
     log=lambda msg: None,
     debug: bool = False,
@@ -67,6 +71,17 @@ def convert(
     framework imports (~4 s) in a long-lived Python that already has them, at the price of that
     process dying with a native crash.
 
+    ALLOW_FLOAT_FALLBACK accepts an int8/int16x8/fp16/dynamic-int8 build that came back float
+    or hybrid; otherwise the result's `quantization.fallback.passed` is false and the CLI exits
+    1 after writing the files (edgekit.quantization.fallback).
+
+    MAX_ACCURACY_DROP (points, needs labels in the data), MIN_TOP1_AGREEMENT (0..1) or MIN_PSNR
+    (dB), with `quantize="int8"`, run the accuracy-aware search (edgekit.quantization.search):
+    the most harmful layers stay float until the bar holds; calibration, search and verdict
+    use disjoint splits of the data (`quantization.search.splits`), and `parity` is judged on
+    the held-out split against that bar. Raises BadInput (exit 2) for a bar without int8, two
+    bars, or data too small to split.
+
     SIGNATURE picks the signature of a SavedModel folder (default serving_default); the file
     holds that one and the others are named in a note.
 
@@ -81,6 +96,9 @@ def convert(
     if to not in converters.formats():
         raise BadInput(f"Unknown target format {to!r}.", "Choose --to " + " | ".join(converters.formats()))
     recipe = get_recipe(quantize, io_dtype)
+    from edgekit.quantization.search import bar_from
+
+    bar = bar_from(max_accuracy_drop, min_top1_agreement, min_psnr, recipe.name)
     if recipe.needs_calibration and calibration is None:
         raise BadInput(
             f"--quantize {recipe.name} needs calibration data to choose the ranges of the activations.",
@@ -88,7 +106,7 @@ def convert(
             "name, or a folder of images), or --calibration random to accept random ranges knowingly "
             "(the accuracy will suffer).",
         )
-    shapes = parse_input_shapes(input_shapes) if not isinstance(input_shapes, dict) else input_shapes
+    shapes = parse_input_shapes(input_shapes)
     model_label = model if isinstance(model, (str, Path)) else type(model).__name__
     dest = Path(output) if output else default_output(str(model_label), to, recipe.name, io_dtype)
     dest = dest.resolve()
@@ -97,7 +115,9 @@ def convert(
                 input_shapes=input_shapes, allow_tf_ops=allow_tf_ops, output=str(dest), validate=validate,
                 weights=weights, signature=signature, channels_last_io=channels_last_io, samples=samples,
                 etrecord=etrecord,
-                thresholds=thresholds, debug=debug)
+                thresholds=thresholds, allow_float_fallback=allow_float_fallback,
+                max_accuracy_drop=max_accuracy_drop, min_top1_agreement=min_top1_agreement, min_psnr=min_psnr,
+                debug=debug)
     if isolate is None:
         isolate = os.environ.get("EDGEKIT_ISOLATE", "1") != "0"
     if isolate and plain(args):
@@ -131,10 +151,18 @@ def convert(
             check_samples = load_samples(data if data is not None else calibration, source.inputs,
                                          n_random=32, what="validation data")
             check_samples = check_samples.take(samples)
+        search_request = None
+        if bar is not None:  # disjoint calibration / search / held-out splits; the verdict is on held-out
+            calib, check_samples, search_request = _search_request(source, calib, data, calibration, bar, samples,
+                                                                   log)
+            thresholds = {**(thresholds or {}), bar.threshold_key: bar.threshold}
+            validate = True
     notes += [str(w.message) for w in caught if issubclass(w.category, DataWarning)]
     options = converters.ConvertOptions(calibration=calib, io_dtype=io_dtype, allow_tf_ops=allow_tf_ops,
                                         channels_last_io=channels_last_io, debug=debug,
                                         extra={"etrecord": True} if etrecord else {})
+    if search_request is not None:
+        options.extra["search"] = search_request
     parity = None
     with atomic_output(dest) as tmp_dest:  # renamed to dest only when everything below succeeded
         log(f"Converting to {to} ({recipe.name})")
@@ -162,6 +190,16 @@ def convert(
     if artifact.quantization.get("effective") is False and artifact.quantization.get("note"):
         notes.append(f"--quantize {recipe.name} had no effect: {artifact.quantization['note']}")
     notes += artifact.extra.pop("notes", [])
+    from edgekit.quantization.fallback import assess
+    from edgekit.quantization.search import notes as search_notes
+
+    notes += search_notes(artifact.quantization)
+
+    fb = assess(recipe.name, artifact.quantization, allow_float_fallback)
+    artifact.quantization["fallback"] = fb
+    if fb["reason"]:
+        notes.append(f"{fb['reason']}: " + ("accepted (--allow-float-fallback)." if fb["accepted"] else
+                                             "the build fails (exit 1) unless --allow-float-fallback accepts it."))
     artifact.source = source.provenance()
     artifact.tools = {"edgekit": __version__, **artifact.tools}
     if parity is not None:
@@ -178,6 +216,25 @@ def convert(
         "warnings": notes,
     }
     return result
+
+
+def _search_request(source, calib, data, calibration, bar, samples, log):
+    """Split the user's data for the accuracy-aware search (edgekit.quantization.search.split)
+    and compute the float reference on the search split. Returns (calibration split, held-out
+    split capped at SAMPLES, the converter's `options.extra["search"]`). BadInput (exit 2) from
+    `split`."""
+    from edgekit.quantization.search import split
+
+    other = None
+    if data is not None and str(data) != str(calibration):
+        other = load_samples(data, source.inputs, n_random=0, what="validation data")
+    calib, search, holdout, sizes = split(calib, other, bar)
+    holdout = holdout.take(samples)
+    sizes["holdout"] = len(holdout)
+    log(f"Accuracy-aware int8 ({bar}): calibration {sizes['calibration']}, search {sizes['search']}, "
+        f"held-out {sizes['holdout']} samples")
+    reference = list(source.reference(search.inputs).values())
+    return calib, holdout, {"bar": bar, "samples": search, "reference": reference, "splits": sizes, "log": log}
 
 
 def check_calibration_finite(source, calib, chunk: int = 32) -> None:
@@ -227,6 +284,9 @@ def crash_hint(source, recipe) -> str:
         return (f"TensorFlow's {recipe.name} calibration crashes on recurrent layers that keep their time loop "
                 f"({', '.join(rnn)}): build them with unroll=True and a fixed time length (keras.Input((T, F))), or use "
                 "--quantize dynamic-int8 or fp16.")
+    if recipe.name == "none":
+        return ("The float conversion itself crashed: try another --to format, or fix the input shape "
+                "(--input-shape); --debug shows the native log.")
     return "Try another --quantize recipe or --to format; --debug shows the native log."
 
 

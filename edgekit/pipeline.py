@@ -193,7 +193,7 @@ def _run_build(p: Pipeline, b: BuildSpec, out_dir: Path, versions: dict, force: 
                 p.model, to=b.to, quantize=b.quantize, calibration=b.calibration or p.calibration, data=p.data,
                 io_dtype=b.io_dtype, input_shapes={**p.input_shapes, **b.input_shapes}, allow_tf_ops=b.allow_tf_ops,
                 output=artifact, weights=p.weights, channels_last_io=b.channels_last_io, samples=p.samples,
-                thresholds=thresholds_from(budgets),
+                thresholds=thresholds_from(budgets), **b.quantize_options(),
             )
         except EdgekitError as exc:
             raise_if_ctrl_c_seen()
@@ -210,7 +210,8 @@ def _run_build(p: Pipeline, b: BuildSpec, out_dir: Path, versions: dict, force: 
     entry["budgets"] = evaluate_budgets(budgets, convert_result, entry["profiles"], p.targets)
     entry["passed"] = (all(v["passed"] for v in entry["budgets"])
                        and not any("error" in pr for pr in entry["profiles"])
-                       and (convert_result.get("parity") or {}).get("passed", True))
+                       and (convert_result.get("parity") or {}).get("passed", True)
+                       and ((convert_result.get("quantization") or {}).get("fallback") or {}).get("passed", True))
     return entry
 
 

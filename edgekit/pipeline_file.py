@@ -37,7 +37,8 @@ BUDGETS = {
     "peak_rss_mb": "peak resident memory of a profiling run in MB, at most",
 }
 BUILD_KEYS = {"name", "to", "quantize", "io_dtype", "input_shapes", "calibration", "allow_tf_ops",
-              "channels_last_io", "budgets"}
+              "channels_last_io", "budgets", "allow_float_fallback", "max_accuracy_drop", "min_top1_agreement",
+              "min_psnr"}
 TOP_KEYS = {"model", "weights", "input_shapes", "data", "calibration", "builds", "targets", "budgets", "runs",
             "warmup", "threads", "samples"}
 
@@ -57,12 +58,25 @@ class BuildSpec:
     allow_tf_ops: bool = False
     channels_last_io: bool = False
     budgets: dict = field(default_factory=dict)
+    allow_float_fallback: bool = False
+    max_accuracy_drop: float | None = None
+    min_top1_agreement: float | None = None
+    min_psnr: float | None = None
 
     def options(self) -> dict:
         """What determines the artifact (for the cache key and the report)."""
-        return {"to": self.to, "quantize": self.quantize, "io_dtype": self.io_dtype,
-                "input_shapes": self.input_shapes, "allow_tf_ops": self.allow_tf_ops,
-                "channels_last_io": self.channels_last_io}
+        out = {"to": self.to, "quantize": self.quantize, "io_dtype": self.io_dtype,
+               "input_shapes": self.input_shapes, "allow_tf_ops": self.allow_tf_ops,
+               "channels_last_io": self.channels_last_io}
+        out.update({k: v for k, v in self.quantize_options().items() if v not in (None, False)})
+        return out
+
+    def quantize_options(self) -> dict:
+        """The convert keyword arguments of the int8 checks: allow_float_fallback and the
+        accuracy-aware search bars (max_accuracy_drop in points, min_top1_agreement 0..1,
+        min_psnr in dB; None = not asked)."""
+        return {"allow_float_fallback": self.allow_float_fallback, "max_accuracy_drop": self.max_accuracy_drop,
+                "min_top1_agreement": self.min_top1_agreement, "min_psnr": self.min_psnr}
 
 
 @dataclass
@@ -367,14 +381,19 @@ def _builds(src, v, targets, rel) -> list[BuildSpec]:
         if not isinstance(name, str) or not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
             raise src.error(where + ("name",), f"{name!r} is not a usable name (it becomes a folder).",
                             "Use letters, digits, '-', '_' and '.'.")
-        for flag in ("allow_tf_ops", "channels_last_io"):
+        for flag in ("allow_tf_ops", "channels_last_io", "allow_float_fallback"):
             if flag in b and not isinstance(b[flag], bool):
                 raise src.error(where + (flag,), f"must be true or false, not {b[flag]!r}.", f"{flag}: true")
+        for bar in ("max_accuracy_drop", "min_top1_agreement", "min_psnr"):
+            if bar in b and (isinstance(b[bar], bool) or not isinstance(b[bar], (int, float))):
+                raise src.error(where + (bar,), f"must be a number, not {b[bar]!r}.", f"{bar}: 1")
         out.append(BuildSpec(
             name=name, to=to, quantize=q, io_dtype=str(b.get("io_dtype", "float32")),
             input_shapes=_shapes(src, b.get("input_shapes"), where + ("input_shapes",)),
             calibration=rel(_opt_str(src, b, "calibration", where)), allow_tf_ops=b.get("allow_tf_ops", False),
             channels_last_io=b.get("channels_last_io", False),
+            allow_float_fallback=b.get("allow_float_fallback", False), max_accuracy_drop=b.get("max_accuracy_drop"),
+            min_top1_agreement=b.get("min_top1_agreement"), min_psnr=b.get("min_psnr"),
             budgets=_budgets(src, b.get("budgets", {}), where + ("budgets",), targets),
         ))
     return out

@@ -57,11 +57,21 @@ def quantize(graph_module, example_inputs: tuple, recipe: QuantRecipe, calibrati
     return converted, q
 
 
+COMPUTE_OPS = ("conv", "linear", "addmm", "mm", "bmm", "matmul", "add", "mul", "sub")  # aten name prefixes
+
+
 def summarize_graph(gm) -> dict:
-    """Count the quantize/dequantize pairs and the float vs quantized compute ops PT2E left."""
+    """Count the quantize/dequantize pairs PT2E left in GM (a converted GraphModule), and the
+    compute ops (COMPUTE_OPS: convolutions, matrix products, binary add/mul/sub) that still take
+    a float tensor: an input that is not a dequantize node's output (a get_attr or a scalar
+    counts as quantized-or-constant). Returns {"quantize", "dequantize", "dynamic_qparams",
+    "float_ops_by_type": {aten op name: count}}; absent counters are left out."""
     from collections import Counter
 
+    import torch
+
     kinds = Counter()
+    float_ops = Counter()
     for n in gm.graph.nodes:
         if n.op != "call_function":
             continue
@@ -72,4 +82,11 @@ def summarize_graph(gm) -> dict:
             kinds["dequantize"] += 1
         elif "choose_qparams" in name:
             kinds["dynamic_qparams"] += 1
-    return dict(kinds)
+        elif name.split(".")[0].startswith(COMPUTE_OPS):
+            tensors = [a for a in n.args[:2] if isinstance(a, torch.fx.Node) and a.op == "call_function"]
+            if tensors and any("dequantize" not in str(getattr(a.target, "__name__", a.target)) for a in tensors):
+                float_ops[name.split(".")[0]] += 1
+    out = dict(kinds)
+    if float_ops:
+        out["float_ops_by_type"] = dict(sorted(float_ops.items()))
+    return out

@@ -23,13 +23,22 @@ from .output import STATE, log_to, progress, show
 @click.option("--channels-last-io", is_flag=True, help="PyTorch→TFLite: NHWC inputs/outputs for an NCHW model.")
 @click.option("--etrecord", is_flag=True,
               help="ExecuTorch: also write MODEL.pte.etrecord (≈2× the .pte) for validate --per-layer.")
+@click.option("--allow-float-fallback", is_flag=True,
+              help="Accept a quantized build that came back float or hybrid (otherwise exit 1 after writing it).")
+@click.option("--max-accuracy-drop", type=float, metavar="POINTS",
+              help="int8: keep the most harmful layers float until accuracy drops at most POINTS (needs labels).")
+@click.option("--min-top1-agreement", type=float, metavar="FRACTION",
+              help="int8: keep the most harmful layers float until top-1 agreement with float is at least FRACTION.")
+@click.option("--min-psnr", type=float, metavar="DB",
+              help="int8: keep the most harmful layers float until output PSNR is at least DB.")
 @click.option("-o", "--output", metavar="PATH", help="Artifact path (default: MODEL's name + recipe, in the current folder).")
 @click.option("--no-validate", is_flag=True, help="Skip the parity check.")
 @samples_option("parity samples")
 @json_option()
 def convert_command(model, to, quantize, calibration, data, io_dtype, input_shapes, allow_tf_ops, weights,
                     signature,
-                    channels_last_io, etrecord, output, no_validate, samples, as_json):
+                    channels_last_io, etrecord, allow_float_fallback, max_accuracy_drop, min_top1_agreement, min_psnr,
+                    output, no_validate, samples, as_json):
     """Convert MODEL to an on-device format, quantize it, and check it against the original.
 
     \b
@@ -41,8 +50,10 @@ def convert_command(model, to, quantize, calibration, data, io_dtype, input_shap
     Examples:
       edgekit convert digits.keras --quantize int8 --calibration calib.npz
       edgekit convert fcn.h5 --input-shape input=1x40x256x1 --quantize dynamic-int8
+      edgekit convert digits.keras --quantize int8 --calibration calib.npz --data test.npz --max-accuracy-drop 1
     """
     from edgekit.build import convert, raise_for_parity
+    from edgekit.quantization.fallback import raise_for_fallback
     from edgekit.report import print_convert
 
     def work(con):
@@ -52,7 +63,10 @@ def convert_command(model, to, quantize, calibration, data, io_dtype, input_shap
                 input_shapes=input_shapes, allow_tf_ops=allow_tf_ops, output=output, validate=not no_validate,
                 weights=weights, signature=signature, channels_last_io=channels_last_io, samples=samples,
                 etrecord=etrecord,
-                progress=update, log=log_to(con), debug=STATE.debug,
+                allow_float_fallback=allow_float_fallback, max_accuracy_drop=max_accuracy_drop,
+                min_top1_agreement=min_top1_agreement, min_psnr=min_psnr, progress=update, log=log_to(con), debug=STATE.debug,
             )
 
-    raise_for_parity(show(as_json, work, print_convert))
+    result = show(as_json, work, print_convert)
+    raise_for_parity(result)
+    raise_for_fallback(result)

@@ -1,0 +1,272 @@
+"""Accuracy-aware selective int8: keep the fewest, most harmful layers in float until a bar holds.
+
+The backend-independent half: the bar (`Bar`), the disjoint data splits (`split`), the scores
+(`score`) and the search itself (`run`). A backend supplies an *engine* (search_pt2e.py for
+ExecuTorch, search_tflite.py for Keras → TFLite) with:
+
+- `layers`: the quantizable layer names, in graph order;
+- `evaluate(float_layers) -> list[np.ndarray]`: the quantized model's outputs on the search
+  split with FLOAT_LAYERS left in float (each array (N, ...), in the reference's output order);
+- `sensitivity() -> {layer: score}` (optional): a cheaper per-layer ranking; without it each
+  layer is measured by `evaluate({layer})`.
+
+The search: score full int8 on the search split; rank layers by how much keeping each one
+float alone improves the output (PSNR gain, dB); then keep the top 1, 2, 4, ... layers float
+until the bar holds and bisect back to the fewest that meet it (O(log n) evaluations, assuming
+more float layers never hurt). Every evaluation is a row of the table the result carries.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from edgekit.errors import BadInput
+
+BARS = {  # option → (parity threshold key, unit, how the option's value maps to the threshold)
+    "max_accuracy_drop": ("max_accuracy_drop", "points", lambda v: v / 100.0),
+    "min_top1_agreement": ("min_top1_agreement", "", lambda v: v),
+    "min_psnr": ("min_psnr_db", "dB", lambda v: v),
+}
+MIN_SPLIT = 8  # fewest samples a calibration, search or held-out split may have
+
+
+@dataclass(frozen=True)
+class Bar:
+    """The accuracy bar of a search.
+
+    Args:
+        option: "max_accuracy_drop" (value in points, labels needed), "min_top1_agreement"
+            (0..1, share of samples whose top-1 class is kept) or "min_psnr" (dB).
+        value: the user's number, in the option's unit.
+    """
+
+    option: str
+    value: float
+
+    @property
+    def threshold_key(self) -> str:
+        """The edgekit.parity threshold the final verdict uses (min_psnr → min_psnr_db ...)."""
+        return BARS[self.option][0]
+
+    @property
+    def threshold(self) -> float:
+        """The bar in parity's units (accuracy drop as a fraction: 1 point → 0.01)."""
+        return BARS[self.option][2](self.value)
+
+    def holds(self, scores: dict) -> bool:
+        """True when SCORES (from `score`) meet the bar; False when the score is missing."""
+        key = {"max_accuracy_drop": "accuracy_drop", "min_top1_agreement": "top1_agreement",
+               "min_psnr": "psnr_db"}[self.option]
+        got = scores.get(key)
+        if got is None or (isinstance(got, float) and math.isnan(got)):
+            return False
+        return got <= self.threshold if self.option == "max_accuracy_drop" else got >= self.threshold
+
+    def __str__(self) -> str:
+        unit = BARS[self.option][1]
+        return f"{self.option.replace('_', '-')} {self.value:g}{(' ' + unit) if unit else ''}"
+
+
+def bar_from(max_accuracy_drop=None, min_top1_agreement=None, min_psnr=None, recipe: str = "int8") -> Bar | None:
+    """The Bar of convert's options (None when none is set).
+
+    Raises BadInput (exit 2) when more than one is set, a value is out of range (top-1 in
+    (0, 1], accuracy drop ≥ 0 points), or the recipe is not int8."""
+    given = {k: v for k, v in (("max_accuracy_drop", max_accuracy_drop), ("min_top1_agreement", min_top1_agreement),
+                               ("min_psnr", min_psnr)) if v is not None}
+    if not given:
+        return None
+    if len(given) > 1:
+        raise BadInput(f"Give one accuracy bar, not {len(given)} ({', '.join('--' + k.replace('_', '-') for k in given)}).",
+                       "Keep the one that matters for the task.")
+    if recipe != "int8":
+        raise BadInput(f"--{next(iter(given)).replace('_', '-')} chooses which layers stay float in an int8 build; "
+                       f"--quantize is {recipe}.", "Add --quantize int8.")
+    (option, value), = given.items()
+    if option == "min_top1_agreement" and not 0 < value <= 1:
+        raise BadInput(f"--min-top1-agreement {value:g} is a share of samples in (0, 1].", "e.g. --min-top1-agreement 0.97")
+    if option == "max_accuracy_drop" and value < 0:
+        raise BadInput(f"--max-accuracy-drop {value:g} is in points (≥ 0).", "e.g. --max-accuracy-drop 1")
+    return Bar(option, float(value))
+
+
+def _slice(samples, a: int, b: int):
+    from edgekit.data import Samples
+
+    labels = None if samples.labels is None else samples.labels[a:b]
+    return Samples({k: v[a:b] for k, v in samples.inputs.items()}, labels, samples.is_random, samples.source)
+
+
+def split(calib, data, bar: Bar):
+    """Disjoint calibration / search / held-out splits of the user's data.
+
+    Args:
+        calib: the calibration `Samples` (--calibration).
+        data: the `Samples` of --data when it is another file than --calibration, else None.
+        bar: the Bar (accuracy needs labels in the search and held-out splits).
+
+    With separate --data: calibration is all of CALIB, search the first half of DATA, held-out
+    the second half. Without: CALIB in thirds, in file order. Returns (calib, search, holdout,
+    sizes {"calibration", "search", "holdout"}). Raises BadInput (exit 2) when a split would
+    hold fewer than MIN_SPLIT samples, or when the bar needs labels the data lacks."""
+    if data is None:
+        n = len(calib)
+        a, b = n // 3, 2 * n // 3
+        parts = (_slice(calib, 0, a), _slice(calib, a, b), _slice(calib, b, n))
+        where = "--calibration (split in thirds: calibration, search, held-out)"
+    else:
+        h = len(data) // 2
+        parts = (calib, _slice(data, 0, h), _slice(data, h, len(data)))
+        where = "--data (split in halves: search, held-out) and --calibration"
+    sizes = dict(zip(("calibration", "search", "holdout"), map(len, parts)))
+    if min(sizes.values()) < MIN_SPLIT:
+        raise BadInput(f"The accuracy-aware search needs disjoint calibration, search and held-out samples (at least "
+                       f"{MIN_SPLIT} each); {where} gives {sizes}.",
+                       "Pass more samples, e.g. --calibration calib.npz (≥ 100) and --data test.npz (≥ 100, with labels).")
+    if bar.option == "max_accuracy_drop" and (parts[1].labels is None or parts[2].labels is None):
+        raise BadInput("--max-accuracy-drop needs task labels in the data (a 'labels' array in the .npz).",
+                       "Add labels, or use --min-top1-agreement / --min-psnr, which compare with the float model.")
+    return (*parts, sizes)
+
+
+def score(ref: list, cand: list, labels=None) -> dict:
+    """Scores of the candidate's outputs against the float reference's on the same samples.
+
+    Args:
+        ref, cand: lists of arrays (N, ...) in the same output order.
+        labels: (N,) class labels or None.
+
+    Returns {"psnr_db": min over outputs of 20·log10(max|ref| / RMSE) (inf when equal),
+    "top1_agreement": of the first output read as class scores (last axis), "accuracy_drop":
+    reference accuracy − candidate accuracy as a fraction (labels only), "mse"}. Definitions as
+    edgekit/metrics.py's."""
+    psnrs, mses = [], []
+    for r, c in zip(ref, cand):
+        r64, c64 = np.asarray(r, np.float64), np.asarray(c, np.float64).reshape(np.shape(r))
+        mse = float(np.mean((r64 - c64) ** 2))
+        peak = float(np.max(np.abs(r64))) if r64.size else 0.0
+        psnrs.append(float("inf") if mse == 0 else 20 * math.log10(max(peak, 1e-30) / math.sqrt(mse)))
+        mses.append(mse)
+    r0 = np.asarray(ref[0]).reshape(len(ref[0]), -1)
+    c0 = np.asarray(cand[0]).reshape(len(ref[0]), -1)
+    out = {"psnr_db": min(psnrs), "top1_agreement": float(np.mean(r0.argmax(1) == c0.argmax(1))), "mse": sum(mses)}
+    if labels is not None:
+        lab = np.asarray(labels).reshape(-1)
+        out["accuracy_drop"] = float(np.mean(r0.argmax(1) == lab) - np.mean(c0.argmax(1) == lab))
+    return out
+
+
+def run(engine, reference: list, bar: Bar, labels=None, log=lambda msg: None) -> dict:
+    """Search the fewest float layers that make ENGINE's quantized model meet BAR on the search
+    split (see the module docstring).
+
+    Args:
+        engine: the backend's engine (`layers`, `evaluate`, optional `sensitivity`).
+        reference: the float model's outputs on the search split (list of (N, ...) arrays).
+        bar: the Bar.
+        labels: the search split's labels (for max_accuracy_drop), or None.
+
+    Returns {"float_layers": [{"name", "sensitivity_db"}], "met": bool, "bar": str,
+    "sensitivity": {layer: dB gain}, "tried": [rows: {"float_layers", "layers", scores...,
+    "meets_bar"}], "evaluations": int}; when no set met the bar, float_layers is the best one
+    tried (highest bar score)."""
+    tried: list[dict] = []
+
+    def trial(names: tuple) -> dict:
+        s = score(reference, engine.evaluate(set(names)), labels)
+        row = {"float_layers": len(names), "layers": list(names), **_rounded(s), "meets_bar": bar.holds(s)}
+        tried.append(row)
+        log(f"  {len(names)} layer(s) float: PSNR {s['psnr_db']:.1f} dB, top-1 {s['top1_agreement']:.3f}"
+            + (f", accuracy drop {100 * s['accuracy_drop']:.2f} pt" if "accuracy_drop" in s else "")
+            + (" — meets the bar" if row["meets_bar"] else ""))
+        return row
+
+    base = trial(())
+    sens: dict = {}
+    if not base["meets_bar"] and engine.layers:
+        if hasattr(engine, "sensitivity"):
+            sens = engine.sensitivity()
+        else:
+            base_psnr = _psnr_or_big(base["psnr_db"])
+            for name in engine.layers:
+                s = score(reference, engine.evaluate({name}), labels)
+                sens[name] = round(_psnr_or_big(s["psnr_db"]) - base_psnr, 3)
+    order = sorted(engine.layers, key=lambda n: -sens.get(n, 0.0))
+    found = () if base["meets_bar"] else None
+    if found is None:
+        lo, hi, k = 0, None, 1  # lo: largest count known to fail; hi: smallest known to pass
+        while True:
+            if trial(tuple(order[:k]))["meets_bar"]:
+                hi = k
+                break
+            lo = k
+            if k == len(order):
+                break
+            k = min(2 * k, len(order))
+        while hi is not None and hi - lo > 1:
+            mid = (lo + hi) // 2
+            if trial(tuple(order[:mid]))["meets_bar"]:
+                hi = mid
+            else:
+                lo = mid
+        if hi is not None:
+            found = tuple(order[:hi])
+    met = found is not None
+    if not met:  # the best one tried, by the bar's own score
+        best = max(tried, key=lambda r: _bar_score(bar, r))
+        found = tuple(best["layers"])
+    return {"bar": str(bar), "met": met,
+            "float_layers": [{"name": n, "sensitivity_db": sens.get(n)} for n in found],
+            "sensitivity": {n: sens[n] for n in order if n in sens},
+            "tried": tried, "evaluations": len(tried)}
+
+
+def _psnr_or_big(v) -> float:
+    return 200.0 if v is None or v == float("inf") else float(v)
+
+
+def _bar_score(bar: Bar, row: dict) -> float:
+    if bar.option == "max_accuracy_drop":
+        return -row.get("accuracy_drop", 1.0)
+    return row["top1_agreement"] if bar.option == "min_top1_agreement" else _psnr_or_big(row["psnr_db"])
+
+
+def _rounded(s: dict) -> dict:
+    return {k: (round(v, 4) if isinstance(v, float) and math.isfinite(v) else (None if isinstance(v, float) else v))
+            for k, v in s.items()}
+
+
+def table_text(info: dict) -> str:
+    """The search's `tried` rows as lines for the terminal (one per evaluation)."""
+    lines = []
+    for r in info["tried"]:
+        acc = f", drop {100 * r['accuracy_drop']:.2f} pt" if r.get("accuracy_drop") is not None else ""
+        psnr = "inf" if r["psnr_db"] is None else f"{r['psnr_db']:.1f}"
+        lines.append(f"{r['float_layers']:>3} float: PSNR {psnr} dB, top-1 {r['top1_agreement']:.3f}{acc}"
+                     f"{' ✓' if r['meets_bar'] else ''}  {', '.join(r['layers'][:6])}{' …' if len(r['layers']) > 6 else ''}")
+    return "\n".join(lines)
+
+
+def notes(quant: dict) -> list[str]:
+    """Terminal/manifest lines saying which layers stayed float and why, and what they cost;
+    [] when QUANT (an artifact's `quantization`) has no search."""
+    info = quant.get("search")
+    if info is None:
+        return []
+    fl = quant.get("float_layers") or []
+    sp = info.get("splits") or {}
+    out = [f"Accuracy-aware int8 ({info['bar']}): {len(fl)} of {info.get('layers', '?')} layer(s) kept float"
+           + (": " + ", ".join(f"{f['name']} (+{f['sensitivity_db']:.1f} dB when float alone, {f.get('params', 0)} params)"
+                              if f.get("sensitivity_db") is not None else f["name"] for f in fl) if fl else "")
+           + f"; {info['evaluations']} candidates scored on the search split ({sp.get('search')} samples), "
+           f"calibrated on {sp.get('calibration')}, verdict on {sp.get('holdout')} held-out samples."]
+    cost = info.get("cost") or {}
+    if fl and cost:
+        out.append(f"The float layers hold {cost['float_params']} of {cost['params']} parameters: about "
+                   f"{cost['extra_bytes_vs_full_int8_estimate'] / 1e3:.1f} kB more than full int8.")
+    if not info.get("met"):
+        out.append("No configuration met the bar on the search split; what was tried:\n" + table_text(info))
+    return out
