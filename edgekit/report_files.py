@@ -243,7 +243,7 @@ def _context(report: dict) -> dict:
     layer_plots = []
     for b in builds:
         layers = ((b.get("convert") or {}).get("parity") or {}).get("layers")
-        svg = layers_svg(layers) if layers else ""
+        svg = layers_svg(layers, name=b["name"]) if layers else ""
         if svg:
             layer_plots.append({"name": b["name"], "svg": svg})
     ok = report.get("passed")

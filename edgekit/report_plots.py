@@ -40,6 +40,10 @@ def _svg(fig, css_class: str, label: str) -> str:
     text = buf.getvalue()
     text = text[text.index("<svg"):]
     text = re.sub(r"<metadata>.*?</metadata>\s*", "", text, flags=re.S)  # RDF boilerplate
+    # several plots share one page: their ids (clip paths, tick markers) must not collide
+    prefix = re.sub(r"\W", "-", label)
+    text = re.sub(r'\bid="', f'id="{prefix}-', text)
+    text = text.replace("url(#", f"url(#{prefix}-").replace('href="#', f'href="#{prefix}-')
     return text.replace("<svg ", f'<svg class="plot {css_class}" role="img" aria-label="{label}" ', 1)
 
 
@@ -48,8 +52,8 @@ def _budget_line(ax, limit: float, top: float, text: str, y: float = 1.0) -> Non
     marker at the right edge that says so."""
     if limit <= top:
         ax.axvline(limit, color=BUDGET, linestyle="--", linewidth=1.2)
-        ax.annotate(text, (limit, y), xycoords=("data", "axes fraction"), xytext=(3, -2),
-                    textcoords="offset points", va="top", color=BUDGET)
+        ax.annotate(text, (limit, y), xycoords=("data", "axes fraction"), xytext=(3, 2),
+                    textcoords="offset points", va="bottom", color=BUDGET)
     else:
         ax.annotate(f"{text}: off scale →", (1.0, 1.0), xycoords="axes fraction", xytext=(0, 2),
                     textcoords="offset points", ha="right", va="bottom", color=BUDGET)
@@ -153,7 +157,7 @@ def size_svg(report: dict) -> str:
         return _svg(fig, "sizes", "artifact sizes")
 
 
-def layers_svg(layers: list, metric: str = "psnr_db") -> str:
+def layers_svg(layers: list, metric: str = "psnr_db", name: str = "") -> str:
     """Per-layer METRIC in topological order as a line with markers; "" without values."""
     from matplotlib.figure import Figure
     import matplotlib
@@ -170,4 +174,4 @@ def layers_svg(layers: list, metric: str = "psnr_db") -> str:
         ax.set_ylabel(metric.replace("_db", " (dB)"))
         ax.set_ylim(bottom=0)
         ax.grid(color="#e3e6ec", linewidth=0.6)
-        return _svg(fig, "layers", f"per-layer {metric}")
+        return _svg(fig, "layers", f"per-layer {metric} {name}".strip())
