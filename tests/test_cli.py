@@ -153,3 +153,19 @@ def test_every_edgekit_variable_the_code_reads_is_documented():
     for name in ENVIRONMENT:
         assert name.startswith("_") or name in p.stdout, name
     assert "_EDGEKIT_COMPLETE=bash_source edgekit" in p.stdout and "_EDGEKIT_COMPLETE=bash_source edgekit" in readme
+
+
+def test_pytorch_input_shape_with_an_unknown_name_lists_the_inputs(cli, tmp_path):
+    (tmp_path / "net.py").write_text(
+        "import torch\n\n"
+        "class Net(torch.nn.Module):\n"
+        "    def forward(self, image, mask):\n"
+        "        return image * mask\n")
+    for shapes in (["img=1x4"], ["image=1x4", "msk=1x4"]):  # the typo, even when another input lacks a shape
+        args = [a for s in shapes for a in ("--input-shape", s)]
+        r = cli("convert", f"{tmp_path / 'net.py'}:Net", *args, "--to", "torchscript", "-o", tmp_path / "n.ptl")
+        typo = shapes[-1].split("=")[0]
+        assert r.exit_code == 2, r
+        assert f"--input-shape names {typo!r}" in r.stderr and "takes: image, mask" in r.stderr, r.stderr
+        assert "--input-shape image=DIMS --input-shape mask=DIMS" in r.stderr
+    assert not (tmp_path / "n.ptl").exists()

@@ -309,8 +309,19 @@ def _forward_names(module, example) -> list[str]:
 
 
 def _examples_from_shapes(names, input_shapes: dict, origin: str):
+    """Float32 zeros of the --input-shape dims of each forward() input NAMES (by name or
+    position). Raises BadInput (exit 2) for a shape naming no input of NAMES or numbered past
+    them (first, listing the inputs forward() takes), then for an input without a shape."""
     import torch
 
+    for key in input_shapes:  # a mistyped name is the error to show, not the input it left unset
+        if isinstance(key, str) and key not in names:
+            raise BadInput(f"--input-shape names {key!r}, but forward() of {origin} takes: {', '.join(names)}.",
+                           "Use the parameter names of forward(): " +
+                           " ".join(f"--input-shape {n}=DIMS" for n in names) + ".")
+        if isinstance(key, int) and key >= len(names):
+            raise BadInput(f"{len(input_shapes)} --input-shape values given, forward() takes {len(names)} input(s).",
+                           f"Its inputs are: {', '.join(names)}.")
     example = []
     for i, name in enumerate(names):
         dims = input_shapes.get(name, input_shapes.get(i))
@@ -323,13 +334,6 @@ def _examples_from_shapes(names, input_shapes: dict, origin: str):
                 f"{', '.join(names)})" + ("." if scripted else ", or return (module, example_inputs) from the factory."),
             )
         example.append(torch.zeros(dims, dtype=torch.float32))
-    for key in input_shapes:
-        if isinstance(key, str) and key not in names:
-            raise BadInput(f"--input-shape names {key!r}, but forward() takes: {', '.join(names)}.",
-                           "Use the parameter names of forward().")
-        if isinstance(key, int) and key >= len(names):
-            raise BadInput(f"{len(input_shapes)} --input-shape values given, forward() takes {len(names)} input(s).",
-                           f"Its inputs are: {', '.join(names)}.")
     return tuple(example)
 
 
