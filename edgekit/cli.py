@@ -21,7 +21,7 @@ from .errors import EdgekitError, interrupt_exit_code, is_interrupt, raise_if_ct
 # command name → (module in edgekit.commands, short help shown by `edgekit --help`)
 ROUTES = {
     "convert": ("convert", "Convert MODEL to an on-device format, quantize it, and check it against the original."),
-    "devices": ("devices", "Check the devices edgekit can run on."),
+    "devices": ("devices", "List the targets edgekit can reach now (host, phones, Coral, named boards), or check one."),
     "emulator": ("emulator", "Emulated boards for running artifacts on ARM without hardware."),
     "inspect": ("inspect", "Inspect a .tflite: with --edgetpu, whether and how much of it will run on a Coral Edge TPU."),
     "profile": ("profile", "Measure ARTIFACT where it will run: latency distribution, init, first inference, peak "

@@ -18,7 +18,7 @@ from .output import show
 @json_option()
 @click.pass_context
 def devices_command(ctx, check, timeout, accept_new_host_key, as_json):
-    """Check the devices edgekit can run on.
+    """List the targets edgekit can reach now (host, phones, Coral, named boards), or check one.
 
     \b
     Alone: list every target edgekit can reach now: this machine, the adb server's devices,
