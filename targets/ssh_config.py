@@ -83,7 +83,10 @@ def _match_criteria(value: str, where: str) -> list[str]:
 def _as_criteria(key: str, value: str, where: str) -> list[str]:
     """A Host or Match header as Match criteria (Host P Q ≡ Match originalhost P,Q)."""
     if key == "host":
-        return ["originalhost", ",".join(shlex.split(value))]
+        try:
+            return ["originalhost", ",".join(shlex.split(value))]
+        except ValueError as exc:
+            raise _refuse("Host", where, f"cannot be read ({exc})", "Fix the quoting of that line.") from exc
     return [t for t in _match_criteria(value, where) if t.lower() != "all"]
 
 
@@ -133,7 +136,13 @@ def expand(path: Path, depth: int = 0, outer: list[str] | None = None, seen: dic
                     raise _refuse("Include", where, "uses %-tokens or ${VARIABLES}, which edgekit does not expand",
                                   "Write the path out in full.")
                 inner = outer if header is None else _header_criteria(header, where)
-                for pattern in shlex.split(value):
+                try:
+                    patterns = shlex.split(value)
+                except ValueError as exc:  # an unbalanced quote
+                    raise _refuse("Include", where, f"cannot be read ({exc})", "Fix the quoting of that line.") from exc
+                if any("\0" in p for p in patterns):
+                    raise _refuse("Include", where, "names a path with a NUL byte", "Fix that line.")
+                for pattern in patterns:
                     pattern = os.path.expanduser(pattern)
                     if not os.path.isabs(pattern):
                         pattern = os.path.join(os.path.expanduser("~/.ssh"), pattern)
@@ -174,6 +183,9 @@ def lookup(alias: str, user: str | None = None, port: int | None = None) -> dict
     except paramiko.ssh_exception.CouldNotCanonicalize as exc:
         raise BadInput(f"{path}: CanonicalizeHostname could not canonicalize {exc}.",
                        "Check CanonicalDomains, or set CanonicalizeFallbackLocal yes.") from exc
+    except KeyError as exc:  # paramiko 5.1: CanonicalizeHostname without CanonicalDomains
+        raise BadInput(f"{path}: an option needs {exc.args[0]!r}, which is not set for {alias}.",
+                       "Set CanonicalDomains with CanonicalizeHostname, or remove CanonicalizeHostname.") from exc
     for key, value in cfg.items():
         allowed = REFUSED.get(key)
         if allowed is not None and str(value).strip().lower() not in allowed:
@@ -217,15 +229,15 @@ def parse_jumps(value: str) -> list[tuple[str, str | None, int | None]]:
     hops = []
     for entry in value.split(","):
         entry = entry.strip()
-        u = urlsplit(entry if entry.startswith("ssh://") else "ssh://" + entry)
-        try:
-            port = u.port
+        try:  # urlsplit itself raises ValueError for a broken [IPv6] part
+            u = urlsplit(entry if entry.startswith("ssh://") else "ssh://" + entry)
+            port, host = u.port, u.hostname
         except ValueError:
-            port = -1
-        if not u.hostname or port == -1 or u.path or u.query:
+            u, port, host = None, -1, None
+        if not host or port == -1 or u.path or u.query:
             raise BadInput(f"ProxyJump entry {entry!r} cannot be read.",
                            "Write it as [user@]host[:port] (several separated by commas).")
-        hops.append((u.hostname, u.username, port))
+        hops.append((host, u.username, port))
     if len(hops) > MAX_JUMPS:
         raise BadInput(f"ProxyJump lists {len(hops)} hops; edgekit follows at most {MAX_JUMPS}.",
                        "Shorten the chain.")
