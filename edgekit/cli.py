@@ -165,6 +165,7 @@ def main(argv=None):
     --json, the error is also printed on stdout as {"error": {message, hint, exit_code, kind}}.
     """
     watch_ctrl_c()
+    STATE.json_emitted = False
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         if argv is None:  # the edgekit command: its temporary files live and die with it
@@ -242,6 +243,6 @@ def _print_error(exc: EdgekitError) -> None:
 
 def _json_error(args: list, exc: EdgekitError, code: int) -> None:
     """With --json among ARGS, print {"error": {message, hint, exit_code, kind}} on stdout."""
-    if "--json" not in args:
+    if "--json" not in args or STATE.json_emitted:  # a failed check after its result: the result says why
         return
     emit_json({"error": {"message": exc.message, "hint": exc.hint, "exit_code": code, "kind": exc.kind}})

@@ -294,6 +294,8 @@ def evaluate_budgets(budgets: dict, conv: dict, profiles: list[dict], targets: l
                 value = None
                 if prof and "error" not in prof:
                     value = prof["latency_ms"]["p90"] if name == "latency_p90_ms" else prof.get("peak_rss_mb")
+                    if name == "peak_rss_mb" and value is not None:
+                        value *= 1.048576  # measured in MiB (VmHWM); budgets and reports use MB = 10^6 bytes
                 add(name, value, lim, True, target=t, unit="ms" if name == "latency_p90_ms" else "MB")
         elif name in ("min_psnr_db", "min_cosine"):
             key = "psnr_db" if name == "min_psnr_db" else "cosine"

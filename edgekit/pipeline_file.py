@@ -34,7 +34,7 @@ BUDGETS = {
     "min_top1_agreement": "share of samples whose top-1 class is kept, at least",
     "max_accuracy_drop": "reference accuracy minus candidate accuracy on the data's labels, at most",
     "min_delegated_fraction": "share of operators on the accelerated backend (XNNPACK), at least",
-    "peak_rss_mb": "peak resident memory of a profiling run in MB, at most",
+    "peak_rss_mb": "peak resident memory of a profiling run in MB (10^6 bytes), at most",
 }
 BUILD_KEYS = {"name", "to", "quantize", "io_dtype", "input_shapes", "calibration", "allow_tf_ops",
               "channels_last_io", "budgets", "allow_float_fallback", "max_accuracy_drop", "min_top1_agreement",

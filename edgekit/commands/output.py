@@ -19,6 +19,7 @@ class _State:
     debug = False
     quiet = False
     verbose = False
+    json_emitted = False  # a result is on stdout already: a failure after it adds no second JSON document
     interrupted_note = "Interrupted; nothing partial was left behind."  # what Ctrl-C leaves, per command
 
 
@@ -70,6 +71,7 @@ def emit_json(result: dict) -> None:
     """Print RESULT as indented JSON on stdout (numpy scalars/arrays as numbers/lists, anything
     else unknown as its str)."""
     click.echo(json.dumps(result, indent=2, default=_json_default))
+    STATE.json_emitted = True
 
 
 def _json_default(o):
