@@ -101,6 +101,7 @@ class Pipeline:
 
     @property
     def folder(self) -> Path:
+        """The folder of the pipeline file: relative paths in it are resolved from here."""
         return self.path.parent
 
 

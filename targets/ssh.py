@@ -174,6 +174,11 @@ def _with_watch(argv: list[str]) -> str:
 
 
 class SSHTarget(AgentTarget):
+    """`ssh://user@host[:port][?python=PATH]`: a Linux board reached with paramiko, honouring the
+    user's ~/.ssh/config (targets.ssh_config); check/profile/run as every AgentTarget. Raises
+    BadInput (exit 2) for an unreadable spec or config, TargetUnreachable (exit 4) when the board
+    cannot be reached or its host key is unknown without --accept-new-host-key."""
+
     emulated = False
 
     def __init__(self, spec: str, accept_new_host_key: bool = False, python: str | None = None,

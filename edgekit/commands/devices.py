@@ -68,7 +68,8 @@ def _check_help() -> str:
 @host_key_option
 @json_option()
 def devices_check_command(target, accept_new_host_key, as_json):
-    # The help text is _check_help() (it lists edgekit.targets.TARGETS).
+    """Contact TARGET: reachable or not, its device and runtimes, what to install (exit 4 when
+    unreachable). The help text is _check_help() (it lists edgekit.targets.TARGETS)."""
     from edgekit import targets
     from edgekit.report import print_device_check
 

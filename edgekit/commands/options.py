@@ -27,7 +27,7 @@ class RegistryChoice(click.Choice):
 
     @choices.setter
     def choices(self, _value):
-        pass  # click.Choice.__init__ assigns it; the registry is the source
+        """Ignored: click.Choice.__init__ assigns it; the registry is the source."""
 
 
 class _LazyHelp:
