@@ -37,7 +37,8 @@ def convert(source, recipe: QuantRecipe, dest: Path, options) -> Artifact:
     I/O specs as the runtime reads them, `quantization` with what the file really holds
     (`quantization.tflite.summarize`, `effective`), `extra.flex_ops` and `extra.notes`.
     Raises UnsupportedModel (exit 2) when the converter fails (ops TFLite lacks, a failed
-    quantization); CheckFailed (exit 1) when the written .tflite cannot be loaded.
+    quantization), or the model keeps state (stateful layers) and the .tflite has no variable to
+    keep it in; CheckFailed (exit 1) when the written .tflite cannot be loaded.
     """
     import tensorflow as tf
 
@@ -65,6 +66,12 @@ def convert(source, recipe: QuantRecipe, dest: Path, options) -> Artifact:
     dest.write_bytes(flatbuffer)
     session = TFLiteSession(dest)  # the artifact's real I/O, as the runtime sees it
     summary = tflite_quant.summarize(dest)
+    if source.extra.get("stateful") and "ASSIGN_VARIABLE" not in summary.get("ops_by_type", {}):
+        from edgekit.sources.state import dropped_state_reason
+
+        raise UnsupportedModel(dropped_state_reason(source.origin, source.extra["stateful"], "this .tflite"),
+                               "Keep the state as TFLite resource variables (a stateful Keras RNN with a fixed batch "
+                               "does), or pass the state in and out of the model as inputs and outputs.")
     ok, why = tflite_quant.effective(recipe, summary)
     versions = {"tensorflow": tf.__version__}
     with contextlib.suppress(Exception):

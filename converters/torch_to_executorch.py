@@ -45,8 +45,10 @@ def convert(source, recipe: QuantRecipe, dest: Path, options) -> Artifact:
             debug.
 
     Returns the `Artifact` (schema `$defs/convert`): I/O named as the source's, `extra` with
-    `delegation` (schema `$defs/delegation`), `methods`, `etrecord` and `notes` (ops left on
-    portable kernels). Raises BadInput (exit 2) for another io_dtype; UnsupportedModel (exit 2)
+    `delegation` (schema `$defs/delegation`), `methods`, `etrecord`, `kernels` (each operator left
+    outside XNNPACK with the kernel library that serves it, checked against a portable-only device
+    runtime: `edgekit.converters._executorch_kernels.check`; `passed` false is a failed check,
+    exit 1 with the files written) and `notes`. Raises BadInput (exit 2) for another io_dtype; UnsupportedModel (exit 2)
     when torch.export, PT2E quantization or lowering fails; CheckFailed (exit 1) when a method
     of the .pte fails to run (a missing kernel) or its outputs differ in shape from the source's
     or hold NaN/inf.
@@ -115,9 +117,16 @@ def convert(source, recipe: QuantRecipe, dest: Path, options) -> Artifact:
     extra = {"delegation": delegation, "methods": sorted(shapes)}
     if etrecord:
         extra["etrecord"] = etrecord
-    if delegation["not_delegated"]:
-        extra["notes"] = [f"{delegation['total_ops'] - delegation['delegated_ops']} op(s) run on ExecuTorch's portable "
-                          f"(unoptimized) kernels, not XNNPACK: {', '.join(delegation['not_delegated'])}"]
+    from . import _executorch_kernels as kernel_libs
+
+    # the host wheel links every kernel library: check against what a device runtime has
+    extra["kernels"] = kernels = kernel_libs.check(kernel_libs.program_operators(program))
+    said = kernel_libs.describe(kernels)
+    if not kernels["passed"]:
+        kernels["failure"] = kernel_libs.failure(kernels)
+    if delegation["not_delegated"] or said:
+        extra["notes"] = [said or f"{delegation['total_ops'] - delegation['delegated_ops']} op(s) run outside "
+                          f"XNNPACK: {', '.join(delegation['not_delegated'])}"]
     return Artifact(path=dest, format="executorch", inputs=inputs, outputs=outputs, recipe=recipe.name,
                     io_dtype=inputs[0].dtype if inputs else "float32", tools=versions, quantization=quant,
                     extra=extra)

@@ -47,7 +47,8 @@ def convert(source, recipe: QuantRecipe, dest: Path, options) -> Artifact:
     Returns the `Artifact` (schema `$defs/convert`): `quantization` with `method` and what the
     file holds, `extra.channels_last_io`, `extra.notes` (int8 I/O, hybrid ops, a quantizer
     fallback). Raises BadInput (exit 2) for an io_dtype other than float32 without int8, uint8,
-    or --channels-last-io without a 4-D input; UnsupportedModel (exit 2) when torch.export or
+    or --channels-last-io without a 4-D input; UnsupportedModel (exit 2) for a model whose
+    forward() writes buffers (state a .tflite from litert-torch would drop), or when torch.export or
     litert-torch fails; CheckFailed (exit 1) when the .tflite does not load or gives outputs of
     other shapes than the source, or NaN/inf.
     """
@@ -58,6 +59,13 @@ def convert(source, recipe: QuantRecipe, dest: Path, options) -> Artifact:
 
     litert_torch.config.show_progress = False  # its progress lines go to stdout otherwise
     notes: list[str] = []
+    if source.extra.get("stateful"):  # litert-torch bakes buffers in as constants: no state between calls
+        from edgekit.sources.state import dropped_state_reason
+
+        raise UnsupportedModel(dropped_state_reason(source.origin, source.extra["stateful"],
+                                                    "a .tflite from litert-torch"),
+                               "Use --to executorch (its .pte keeps mutable buffers between calls), or pass the state "
+                               "in and out of forward() as inputs and outputs.")
     if recipe.name != "int8" and options.io_dtype != "float32":
         raise BadInput(f"--io-dtype {options.io_dtype} needs --quantize int8.", "Add --quantize int8.")
     if recipe.name == "int8" and options.io_dtype == "uint8":

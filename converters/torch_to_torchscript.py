@@ -17,6 +17,8 @@ from edgekit.artifacts import Artifact
 from edgekit.errors import UnsupportedModel
 from edgekit.quantization import QuantRecipe
 
+from edgekit.sources.state import torch_restore, torch_snapshot
+
 from . import _torch_common as common
 
 FRAMEWORKS = ("torch", "torchscript")
@@ -57,12 +59,17 @@ def convert(source, recipe: QuantRecipe, dest: Path, options) -> Artifact:
         if source.framework == "torchscript":
             scripted = source.native
         else:
+            state = source.extra.get("stateful")
+            snap = torch_snapshot(source.native)  # tracing runs forward(): the state is put back after
             try:
                 with torch.no_grad(), warnings.catch_warnings(record=True) as traced_warnings:
                     warnings.simplefilter("always", torch.jit.TracerWarning)
-                    scripted = torch.jit.trace(source.native.eval(), example, check_trace=True)
+                    # the trace check reruns forward() on state the first run changed: it cannot agree
+                    scripted = torch.jit.trace(source.native.eval(), example, check_trace=not state)
                 how = "traced"
+                torch_restore(snap, also=scripted)  # the .ptl starts from the model's state, not the trace's
             except Exception as trace_exc:
+                torch_restore(snap)
                 try:
                     scripted = torch.jit.script(source.native.eval())
                     how = "scripted (tracing failed)"

@@ -291,11 +291,33 @@ def crash_hint(source, recipe) -> str:
 
 
 def raise_for_parity(result: dict) -> None:
-    """Raise CheckFailed (exit 1) when a convert RESULT's parity failed; the files are already
-    written (the verdict is in the manifest), so the message says so."""
+    """Raise CheckFailed (exit 1) when a convert RESULT failed a check: the device kernel check
+    (`kernels.passed` false: an operator the target runtime has no kernel for) or parity. The
+    files are already written (the verdict is in the manifest), so the message says so and names
+    the cause the check found (kernel, state, data-dependent sizes, batch)."""
+    k = result.get("kernels")
+    if k and k.get("passed") is False:
+        raise CheckFailed(f"{k.get('failure') or 'Missing kernels: ' + ', '.join(k['missing'])} "
+                          f"({result['artifact']}: files written).",
+                          "Replace those operators in the model (or make them lower to XNNPACK), or ship a device "
+                          "runtime built with the kernel library named.")
     p = result.get("parity")
     if p and not p["passed"]:
         raise CheckFailed(
-            f"Parity check failed for {result['artifact']} (files written).",
+            f"Parity check failed for {result['artifact']} (files written).{parity_cause(p)}",
             "See the table above; pass real --data, relax thresholds knowingly" + (", or choose a gentler --quantize." if result.get("recipe", "none") != "none" else "; an unquantized build that differs points at the converter: try another --to format."),
         )
+
+
+def parity_cause(parity: dict) -> str:
+    """What a failed PARITY (the `parity` dict) was checked on, as a sentence naming the cause to
+    look at: state (a stream), outputs whose size depends on the data, the declared batch."""
+    b = parity.get("batching") or {}
+    if b.get("stream"):
+        return (f" The model keeps state ({', '.join(b['stream']['state'])}): on a stream from its initial state the "
+                "artifact diverges, so it drops, resets or updates that state differently.")
+    if any(o.get("data_dependent_shape") and not o.get("passed") for o in parity.get("outputs", [])):
+        return " An output whose size depends on the data differs in size or values on some samples."
+    if b.get("batch", 1) > 1:
+        return f" Both sides were fed groups of {b['batch']} samples, as the model declares its batch."
+    return ""

@@ -151,8 +151,12 @@ def check(reference, session: Session, samples, precision: str = "fp32", overrid
                                                     "sample(s), left out of the verdict.")
     batching["groups"] = len(groups)
     ref_groups, cand_groups, out_map = [], [], output_map
-    whole = None
-    if getattr(reference, "batch", None) is None:  # a plain callable: one call, its outputs split by group
+    whole, state = None, getattr(reference, "stateful", None)
+    if state:  # one stream, in order, from the model's own state (the reference puts it back after)
+        batching["stream"] = {"state": list(state), "samples": n}
+        batching["note"] += (f" Stateful ({', '.join(state[:5])}): checked on a stream of the {n} samples in order "
+                             "from the model's initial state, on both sides.")
+    if getattr(reference, "batch", None) is None or state:  # one call, its outputs split by group
         whole = {k: np.asarray(v) for k, v in reference({k: v[order] for k, v in samples.inputs.items()}).items()}
     for gi, idx in enumerate(groups):
         feeds = {k: v[idx] for k, v in samples.inputs.items()}
@@ -173,7 +177,7 @@ def check(reference, session: Session, samples, precision: str = "fp32", overrid
             progress(min((gi + 1) * batch, n), n)
     ref_names = list(ref_groups[0])
     results, passed, notes = [], True, []
-    if batching["batch"] > 1 or batching.get("padded"):
+    if batching["batch"] > 1 or batching.get("padded") or state:
         notes.append(batching["note"])
     ref_all, cand_all = {}, {}
     for name in ref_names:

@@ -124,6 +124,8 @@ def validate(
         session = on_target_session(target, cand_path, session, data_samples, threads=threads, **(target_options or {}))
         timings["target_s"] = time.perf_counter() - t0
     out_map, how = match_outputs(ref, session, data_samples, in_map)
+    if getattr(ref.call, "stateful", None) and not on_target:  # the stream starts from the file's own state
+        session = load_runtime(cand_path, threads=threads)
 
     timed = {"reference_s": 0.0}
 
@@ -135,6 +137,7 @@ def validate(
             timed["reference_s"] += time.perf_counter() - t
 
     timed_reference.batch = getattr(ref.call, "batch", None)  # the batch the reference declares
+    timed_reference.stateful = getattr(ref.call, "stateful", None)  # checked as one stream
     log(f"Comparing on {len(data_samples)} sample(s)")
     t0 = time.perf_counter()
     result = parity_mod.check(timed_reference, session, data_samples, precision, thresholds, progress,

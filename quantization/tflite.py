@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 
@@ -54,46 +55,39 @@ def configure(converter, recipe: QuantRecipe, calibration=None, io_dtype: str = 
 
 
 def summarize(model_path) -> dict:
-    """What the .tflite really holds: weight and activation tensors by dtype, ops by the dtype they
-    compute in. Backends skip silently (dynamic range leaves weights < 1024 elements in float:
-    TFLite's `kWeightsMinNumElementsDefault`, tensorflow/lite/tools/optimize/quantize_weights).
+    """What the .tflite really holds, read from every subgraph of the file (the main graph and
+    the bodies of WHILE/IF loops and other signatures): weight and activation tensors by dtype,
+    ops by the dtype they compute in. Backends skip silently (dynamic range leaves weights < 1024
+    elements in float: TFLite's `kWeightsMinNumElementsDefault`,
+    tensorflow/lite/tools/optimize/quantize_weights).
 
     Returns the counts merged into `quantization` of schema `$defs/convert`: weights_by_dtype,
     weight_elements_by_dtype, activations_by_dtype, ops_by_dtype (an op's dtype is its first
-    output's), ops_by_type, float_ops_by_type (float ops other than QUANTIZE/DEQUANTIZE) and
-    op_count. Weights are op inputs no op produces that are not graph inputs."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    from edgekit.native_log import capture_native_stderr
-
-    with capture_native_stderr():  # the runtime's "Created ... XNNPACK delegate" banner
-        interp = Interpreter(model_path=str(model_path))
-    tensors = {t["index"]: t for t in interp.get_tensor_details()}
-    ops = interp._get_ops_details()  # public API has no op list; stable across TF/LiteRT releases
-    produced = {o for op in ops for o in op["outputs"]}
-    graph_inputs = {d["index"] for d in interp.get_input_details()}
+    output's), ops_by_type, float_ops_by_type (float ops other than QUANTIZE/DEQUANTIZE),
+    op_count and subgraphs. Weights are op inputs no op of their subgraph produces that are not
+    that subgraph's inputs."""
     weights, activations, op_dtypes, op_types = Counter(), Counter(), Counter(), Counter()
     float_ops = Counter()  # ops computing in float, not counting the (de)quantize glue
-    for op in ops:
-        op_types[op["op_name"]] += 1
-        outs = [tensors[o] for o in op["outputs"] if o in tensors]
-        if outs:
-            dt = np.dtype(outs[0]["dtype"]).name
-            op_dtypes[dt] += 1
-            if dt in ("float32", "float16") and op["op_name"] not in ("QUANTIZE", "DEQUANTIZE"):
-                float_ops[op["op_name"]] += 1
-        for i in op["inputs"]:
-            if i < 0 or i not in tensors or i in produced or i in graph_inputs:
-                continue
-            weights[np.dtype(tensors[i]["dtype"]).name] += 1
-    for i in produced | graph_inputs:
-        if i in tensors:
-            activations[np.dtype(tensors[i]["dtype"]).name] += 1
     weight_elems = Counter()
-    for op in ops:
-        for i in op["inputs"]:
-            if i >= 0 and i in tensors and i not in produced and i not in graph_inputs:
-                weight_elems[np.dtype(tensors[i]["dtype"]).name] += int(np.prod(tensors[i]["shape"]))
+    graphs = subgraphs(model_path)
+    for tensors, ops, graph_inputs in graphs:
+        produced = {o for op in ops for o in op["outputs"]}
+        for op in ops:
+            op_types[op["op_name"]] += 1
+            outs = [tensors[o] for o in op["outputs"] if o in tensors]
+            if outs:
+                dt = outs[0]["dtype"]
+                op_dtypes[dt] += 1
+                if dt in ("float32", "float16") and op["op_name"] not in ("QUANTIZE", "DEQUANTIZE"):
+                    float_ops[op["op_name"]] += 1
+            for i in op["inputs"]:
+                if i < 0 or i not in tensors or i in produced or i in graph_inputs:
+                    continue
+                weights[tensors[i]["dtype"]] += 1
+                weight_elems[tensors[i]["dtype"]] += int(np.prod(tensors[i]["shape"]))
+        for i in produced | graph_inputs:
+            if i in tensors:
+                activations[tensors[i]["dtype"]] += 1
     return {
         "weights_by_dtype": dict(weights),
         "weight_elements_by_dtype": dict(weight_elems),
@@ -101,8 +95,37 @@ def summarize(model_path) -> dict:
         "ops_by_dtype": dict(op_dtypes),
         "ops_by_type": dict(sorted(op_types.items())),
         "float_ops_by_type": dict(sorted(float_ops.items())),
-        "op_count": len(ops),
+        "op_count": sum(len(ops) for _, ops, _ in graphs),
+        "subgraphs": len(graphs),
     }
+
+
+def subgraphs(model_path) -> list[tuple[dict, list, set]]:
+    """Every subgraph of a .tflite, read from its flatbuffer with LiteRT's schema (the
+    Interpreter lists the first subgraph only): [(tensors {index: {dtype, shape}}, ops
+    [{op_name, inputs, outputs}], input indices)]. Op names are TFLite builtin names
+    (FULLY_CONNECTED) or the custom code (Flex... for TensorFlow ops)."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromPackedBuf(Path(model_path).read_bytes(), 0)
+    types = {v: k.lower() for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
+    builtins = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+
+    def op_name(code) -> str:
+        if code.customCode:
+            name = code.customCode.decode() if isinstance(code.customCode, bytes) else str(code.customCode)
+            return name
+        return builtins.get(max(code.builtinCode, code.deprecatedBuiltinCode), "UNKNOWN")
+
+    names = [op_name(c) for c in model.operatorCodes or []]
+    out = []
+    for g in model.subgraphs or []:
+        tensors = {i: {"dtype": types.get(t.type, "float32"), "shape": list(t.shape if t.shape is not None else [])}
+                   for i, t in enumerate(g.tensors or [])}
+        ops = [{"op_name": names[o.opcodeIndex], "inputs": [int(i) for i in (o.inputs if o.inputs is not None else [])],
+                "outputs": [int(i) for i in (o.outputs if o.outputs is not None else [])]} for o in g.operators or []]
+        out.append((tensors, ops, {int(i) for i in (g.inputs if g.inputs is not None else [])}))
+    return out
 
 
 def hybrid_note(recipe: QuantRecipe, summary: dict) -> str | None:

@@ -321,3 +321,137 @@ def test_a_saved_model_with_several_signatures_converts_and_checks_the_chosen_on
     other = two_signature_saved_model(tmp_path / "codec4", scale=4.0)
     convert(other, tmp_path / "dec4.tflite", signature="decode")
     assert not validate(sm, tmp_path / "dec4.tflite", signature="decode")["passed"]
+
+
+# -- state -----------------------------------------------------------------------------------
+
+def torch_running_mean(keep_state: bool = True):
+    """forward() updates a running mean buffer (state) unless KEEP_STATE is False (a wrong twin)."""
+    import torch
+
+    class RunningMean(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("mean", torch.zeros(1, 4))
+            self.lin = torch.nn.Linear(4, 4)
+
+        def forward(self, x):
+            if keep_state:
+                self.mean.mul_(0.5).add_(0.5 * x)
+            return self.lin(x - self.mean)
+
+    torch.manual_seed(0)
+    return RunningMean().eval()
+
+
+@pytest.mark.parametrize("to,suffix", [("executorch", ".pte"), ("torchscript", ".ptl")])
+def test_a_torch_module_with_state_is_checked_on_a_stream_and_left_unchanged(tmp_path, to, suffix):
+    import torch
+
+    from edgekit.validation import validate
+
+    module = torch_running_mean()
+    before = torch_state(module)
+    res = convert((module, (torch.rand(1, 4),)), tmp_path / f"run{suffix}", to=to, samples=12)
+    p = res["parity"]
+    assert p["passed"], p  # the file starts from the model's state, not from what the checks left
+    assert p["batching"]["stream"] == {"state": ["mean"], "samples": 12}
+    assert any("stream of the 12 samples in order" in n for n in p["notes"])
+    assert same_state(before, torch_state(module))
+    # a file that drops the state (the same weights, no update) fails on the stream
+    convert((torch_running_mean(keep_state=False), (torch.rand(1, 4),)), tmp_path / f"nostate{suffix}", to=to)
+    wrong = validate((module, (torch.rand(1, 4),)), tmp_path / f"nostate{suffix}", samples=12)
+    assert not wrong["passed"] and "Stateful (mean)" in " ".join(wrong["parity"]["notes"])
+    assert same_state(before, torch_state(module))
+
+
+def test_a_target_path_that_drops_the_state_is_refused_up_front(tmp_path):
+    import torch
+
+    from edgekit.errors import UnsupportedModel
+
+    module = torch_running_mean()
+    before = torch_state(module)
+    with pytest.raises(UnsupportedModel) as err:
+        convert((module, (torch.rand(1, 4),)), tmp_path / "run.tflite", to="tflite")
+    assert err.value.exit_code == 2 and "keeps state between calls (mean)" in err.value.message
+    assert "--to executorch" in err.value.hint and not (tmp_path / "run.tflite").exists()
+    assert same_state(before, torch_state(module))
+
+
+def keras_gru(stateful: bool = True):
+    import keras
+
+    keras.utils.set_random_seed(0)
+    x = keras.Input((3, 2), batch_size=1, name="x")
+    return keras.Model(x, keras.layers.GRU(4, stateful=stateful, unroll=True, name="gru")(x))
+
+
+def test_a_stateful_keras_gru_is_fed_a_stream_and_its_state_put_back(tmp_path, monkeypatch):
+    model = keras_gru()
+    states = lambda: [np.array(v) for v in model.get_layer("gru").states]  # noqa: E731
+    before = states()
+    res = convert(model, tmp_path / "gru.tflite", samples=10)
+    assert res["parity"]["passed"], res["parity"]
+    assert res["parity"]["batching"]["stream"]["state"] == ["gru"]
+    assert same_weights(before, states())
+    wrong_keras_export(monkeypatch, keras_gru(stateful=False))  # a file without state
+    with pytest.raises(Exception) as err:
+        convert(model, tmp_path / "gru_wrong.tflite")
+    assert err.value.exit_code == 2 and "keeps state between calls (gru)" in err.value.message
+    assert same_weights(before, states())
+
+
+# -- what the device will have ---------------------------------------------------------------
+
+def torch_spectrum():
+    import torch
+
+    class Spectrum(torch.nn.Module):  # rfft: the host wheel has an optimized kernel, portable has none
+        def forward(self, x):
+            return torch.view_as_real(torch.fft.rfft(x)) * 2
+
+    return Spectrum(), (torch.randn(1, 8),)
+
+
+def test_each_op_outside_xnnpack_names_its_kernel_library_and_portable_only_devices_fail(tmp_path):
+    import torch
+
+    from edgekit.build import raise_for_parity
+
+    plain = (torch.nn.Sequential(torch.nn.Linear(4, 4)).eval(), (torch.randn(1, 4),))
+    ok = convert(plain, tmp_path / "plain.pte", to="executorch")
+    assert ok["kernels"]["passed"] and ok["kernels"]["target"] == ["portable"]
+    raise_for_parity(ok)  # nothing to raise
+    res = convert(torch_spectrum(), tmp_path / "fft.pte", to="executorch")
+    assert res["parity"]["passed"]  # it runs on this host ...
+    libs = {r["op"]: r["library"] for r in res["kernels"]["ops"]}
+    assert libs["aten::_fft_r2c.out"] == "host-only" and libs["aten::view_as_real_copy.out"] == "portable"
+    assert res["kernels"]["missing"] == ["aten::_fft_r2c.out"] and not res["kernels"]["passed"]
+    assert any("aten::_fft_r2c.out (host-only)" in w for w in res["warnings"])
+    with pytest.raises(CheckFailed) as err:  # ... but not on a device runtime with portable kernels only
+        raise_for_parity(res)
+    assert err.value.exit_code == 1 and "aten::_fft_r2c.out (host wheel only)" in err.value.message
+    assert "files written" in err.value.message and (tmp_path / "fft.pte").is_file()
+    manifest = json.loads((tmp_path / "fft.pte.json").read_text())
+    assert manifest["kernels"]["passed"] is False
+
+
+def keras_gru_loop(units: int):
+    """A GRU that keeps its time loop: its weights live in a WHILE body subgraph."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    x = keras.Input((5, 32), batch_size=1, name="x")
+    return keras.Model(x, keras.layers.GRU(units, unroll=False)(x))
+
+
+def test_quantization_summaries_read_weights_inside_while_loop_bodies(tmp_path):
+    res = convert(keras_gru_loop(64), tmp_path / "loop.tflite", quantize="dynamic-int8")
+    q = res["quantization"]
+    assert q["subgraphs"] >= 2 and q["weights_by_dtype"].get("int8", 0) >= 2
+    assert q["effective"] is True and not any("had no effect" in w for w in res["warnings"])
+    assert res["parity"]["passed"]
+    small = convert(keras_gru_loop(4), tmp_path / "small.tflite", quantize="dynamic-int8")  # all < 1024 elements
+    assert small["quantization"]["effective"] is False
+    assert any("had no effect" in w for w in small["warnings"])

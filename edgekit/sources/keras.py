@@ -13,6 +13,7 @@ import numpy as np
 from ..errors import BadInput, require
 from ..specs import TensorSpec, resolve_shapes
 from . import SourceModel
+from .state import keras_stateful_layers, keras_stream
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 BATCH = 64  # kept for callers; references run in groups of the model's declared batch
@@ -74,7 +75,8 @@ def from_keras_model(model, origin: str, input_shapes: dict) -> SourceModel:
     (`extra["output_names"]`). `reference` runs the model with training=False in groups of the
     batch the model declares (a dynamic batch: the resolved one, 1 by default), padding the
     last; `extra["export_saved_model"](folder)` writes a fixed-shape SavedModel
-    for the TFLite converter. Raises BadInput (exit 2) for an object that is not a keras.Model,
+    for the TFLite converter; `extra["stateful"]` names the layers built with stateful=True (the
+    reference then runs each call as one stream and puts their states back). Raises BadInput (exit 2) for an object that is not a keras.Model,
     a model without defined inputs (subclassed, never built), or a dimension left unknown."""
     import keras
 
@@ -124,6 +126,9 @@ def from_keras_model(model, origin: str, input_shapes: dict) -> SourceModel:
         return {name: np.concatenate([c[j] for c in chunks]) for j, name in enumerate(out_names)}
 
     reference.batch = batch
+    stateful = keras_stateful_layers(model)
+    if stateful:  # checked as a stream from the layers' states, which are put back after
+        reference = keras_stream(reference, stateful)
 
     def export_saved_model(folder: str) -> str:
         """A SavedModel with one fixed-shape 'serving_default' signature whose outputs carry the
@@ -150,7 +155,8 @@ def from_keras_model(model, origin: str, input_shapes: dict) -> SourceModel:
         inputs=specs,
         native=model,
         reference=reference,
-        extra={"export_saved_model": export_saved_model, "output_names": out_names},
+        extra={"export_saved_model": export_saved_model, "output_names": out_names,
+               "stateful": [layer.name for layer in stateful]},
     )
 
 

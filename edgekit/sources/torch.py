@@ -18,6 +18,7 @@ import numpy as np
 from ..errors import BadInput, require
 from ..specs import TensorSpec, resolve_shapes
 from . import SourceModel, quiet_logger
+from .state import torch_restore, torch_snapshot, torch_stream, torch_written
 
 
 def _torch():
@@ -53,9 +54,9 @@ def from_object(obj, origin: str, input_shapes: dict, weights: str | None = None
 
     Returns a SourceModel (framework "torch", or "torch-exported"): inputs named by forward()'s
     parameters, outputs output_0 ... (or a returned dict's keys), `extra` with example_inputs,
-    input_names, output_names, runnable. Raises BadInput (exit 2) for anything else, weights
-    that are not a plain matching state_dict, a missing shape, or a model that fails on its
-    example inputs.
+    input_names, output_names, runnable, stateful (buffers forward() writes). Raises BadInput
+    (exit 2) for anything else, weights that are not a plain matching state_dict, a missing
+    shape, or a model that fails on its example inputs.
     """
     import torch
 
@@ -146,15 +147,18 @@ def _source(framework, origin, native, runnable, example, names) -> SourceModel:
 
     specs = [TensorSpec(n, tuple(t.shape), _np_dtype(t.dtype), layout="NCHW" if t.dim() == 4 else None)
              for n, t in zip(names, example)]
+    snap = torch_snapshot(runnable)  # forward() may write buffers (state): find them, then put them back
     with torch.no_grad():
         try:
             y = runnable(*example)
         except Exception as exc:
+            torch_restore(snap)
             shapes = ", ".join(s.describe() for s in specs)
             raise BadInput(
                 f"The model from {origin} fails on inputs {shapes}: {type(exc).__name__}: {_first_line(exc)}",
                 "Check --input-shape (PyTorch image models take NCHW: 1x3x224x224).",
             ) from exc
+    stateful = torch_written(snap, native)
     out_names, outs = _flatten_outputs(y, origin)
     out_specs = [TensorSpec(n, tuple(t.shape), _np_dtype(t.dtype)) for n, t in zip(out_names, outs)]
 
@@ -178,6 +182,8 @@ def _source(framework, origin, native, runnable, example, names) -> SourceModel:
 
     b = specs[0].shape[0] if specs and specs[0].shape else 1
     reference.batch = b
+    if stateful:  # checked as a stream from the model's state, which is put back after
+        reference = torch_stream(reference, runnable, stateful)
 
     return SourceModel(
         framework=framework,
@@ -187,7 +193,7 @@ def _source(framework, origin, native, runnable, example, names) -> SourceModel:
         reference=reference,
         outputs=out_specs,
         extra={"example_inputs": tuple(example), "input_names": list(names), "output_names": out_names,
-               "runnable": runnable},
+               "runnable": runnable, "stateful": stateful},
     )
 
 
