@@ -60,7 +60,18 @@ def convert(source, recipe: QuantRecipe, dest: Path, options) -> Artifact:
             # The converter prints progress to stdout and MLIR diagnostics to fd 2: keep both out
             # of the terminal (and stdout clean for --json); quote them when they explain a failure.
             with contextlib.redirect_stdout(io.StringIO()), capture_native_stderr(not options.debug) as log:
-                flatbuffer = converter.convert()
+                if options.extra.get("search"):  # accuracy-aware int8: some layers stay float
+                    from edgekit.quantization import search_tflite
+
+                    def make_converter():
+                        c = tf.lite.TFLiteConverter.from_saved_model(saved)
+                        tflite_quant.configure(c, recipe, calibration, options.io_dtype, options.allow_tf_ops)
+                        return c
+
+                    flatbuffer, found = search_tflite.searched(make_converter, options.extra["search"],
+                                                               [s.name for s in source.outputs], options.io_dtype)
+                else:
+                    flatbuffer, found = converter.convert(), {}
         except Exception as exc:
             raise _explain(f"{exc}\n{log.text}", options.allow_tf_ops) from exc
     dest.write_bytes(flatbuffer)
@@ -86,7 +97,7 @@ def convert(source, recipe: QuantRecipe, dest: Path, options) -> Artifact:
         recipe=recipe.name,
         io_dtype=options.io_dtype,
         tools=versions,
-        quantization={"recipe": recipe.name, "effective": ok, **({"note": why} if why else {}), **summary},
+        quantization={"recipe": recipe.name, "effective": ok, **({"note": why} if why else {}), **summary, **found},
         extra={
             "flex_ops": sorted(op for op in summary["ops_by_type"] if op.startswith("Flex")),
             "notes": [n for n in [tflite_quant.hybrid_note(recipe, summary), _signatures_note(source)] if n],

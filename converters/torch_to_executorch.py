@@ -71,11 +71,19 @@ def convert(source, recipe: QuantRecipe, dest: Path, options) -> Artifact:
         ep = common.export(source, m16, ex16)
         quant.update({"effective": True, "weights_by_dtype": {"float16": _count_float16(ep)}})
     else:
-        gm = common.export(source).module()
+        exported = common.export(source)
+        gm = exported.module()
         calib = common.calibration_batches(source, options)
         try:
             with common.quiet():
-                converted, _ = pt2e.quantize(gm, example, recipe, calib, backend="xnnpack")
+                if options.extra.get("search"):  # accuracy-aware: some layers stay float
+                    from edgekit.quantization import search_pt2e
+
+                    converted, found = search_pt2e.searched(exported, example, recipe, calib, options.extra["search"],
+                                                            source.extra["input_names"])
+                    quant.update(found)
+                else:
+                    converted, _ = pt2e.quantize(gm, example, recipe, calib, backend="xnnpack")
         except Exception as exc:
             raise UnsupportedModel(f"PT2E quantization ({recipe.name}) failed: {type(exc).__name__}: "
                                    f"{str(exc).strip().splitlines()[0][:400] if str(exc).strip() else ''}",

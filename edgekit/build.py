@@ -10,7 +10,7 @@ from pathlib import Path
 from . import __version__
 from .artifacts import atomic_output, check_writable
 from .data import DataWarning, load_samples
-from .errors import BadInput, CheckFailed, raise_if_ctrl_c_seen
+from .errors import BadInput, CheckFailed, MissingDependency, raise_if_ctrl_c_seen
 from .isolation import plain, run_in_child, step
 from .specs import parse_input_shapes
 
@@ -183,7 +183,13 @@ def convert(
             step("checking parity (running the artifact)")
             t0 = time.perf_counter()
             session = load_runtime(tmp_dest)
-            parity = parity_mod.check(source.reference, session, check_samples, recipe.precision, thresholds, progress)
+            try:
+                parity = parity_mod.check(source.reference, session, check_samples, recipe.precision, thresholds,
+                                          progress)
+            except MissingDependency:
+                raise
+            except Exception as exc:  # the build is whole: a check that cannot run it is a failed check, kept
+                parity = parity_mod.failed_run(exc, recipe.precision, thresholds, check_samples)
             timings["parity_s"] = time.perf_counter() - t0
         raise_if_ctrl_c_seen()  # the converter may have swallowed it and calibrated on fewer samples
     artifact.path = dest
@@ -233,8 +239,9 @@ def _search_request(source, calib, data, calibration, bar, samples, log):
     sizes["holdout"] = len(holdout)
     log(f"Accuracy-aware int8 ({bar}): calibration {sizes['calibration']}, search {sizes['search']}, "
         f"held-out {sizes['holdout']} samples")
-    reference = list(source.reference(search.inputs).values())
-    return calib, holdout, {"bar": bar, "samples": search, "reference": reference, "splits": sizes, "log": log}
+    reference = source.reference(search.inputs)
+    return calib, holdout, {"bar": bar, "samples": search, "reference": list(reference.values()),
+                            "reference_names": list(reference), "splits": sizes, "log": log}
 
 
 def check_calibration_finite(source, calib, chunk: int = 32) -> None:
@@ -313,6 +320,8 @@ def parity_cause(parity: dict) -> str:
     """What a failed PARITY (the `parity` dict) was checked on, as a sentence naming the cause to
     look at: state (a stream), outputs whose size depends on the data, the declared batch."""
     b = parity.get("batching") or {}
+    if parity.get("error"):
+        return f" The artifact failed while being checked: {parity['error']}"
     if b.get("stream"):
         return (f" The model keeps state ({', '.join(b['stream']['state'])}): on a stream from its initial state the "
                 "artifact diverges, so it drops, resets or updates that state differently.")

@@ -68,5 +68,5 @@ def convert_command(model, to, quantize, calibration, data, io_dtype, input_shap
             )
 
     result = show(as_json, work, print_convert)
+    raise_for_fallback(result)  # first: a failed search's message carries the table of what was tried
     raise_for_parity(result)
-    raise_for_fallback(result)

@@ -1,0 +1,270 @@
+"""The accuracy-aware search for PT2E (ExecuTorch/XNNPACK): layers are the modules that own a
+convolution or a linear layer; a layer is kept float by removing its nodes' annotations before
+`prepare_pt2e` (`set_module_name(name, None)` asserts in torchao 0.18, FACTS.md).
+
+Candidates are scored on the converted (fake-quant) module in eager, before any lowering:
+calibrate once with everything quantized (`convert_pt2e(fold_quantize=False)`), then a set of
+float layers is simulated by rewiring their conv/linear inputs and weights past the
+quantize→dequantize pairs (no recalibration; the graph is restored after each evaluation). The
+search's answer is then confirmed with a real re-quantization (annotations removed, calibrated
+again, the same rewiring so that XNNPACK sees a float layer with float inputs) on the search
+split, and only that winner is lowered by the converter.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import QuantRecipe, pt2e
+
+WEIGHTED = ("conv", "linear", "addmm", "mm", "bmm", "matmul")  # aten op name prefixes (conv2d, convolution, ...)
+
+
+FUSED_ACTIVATIONS = ("relu", "hardtanh", "clamp", "relu6")
+
+
+def _op(node) -> str:
+    return str(getattr(node.target, "__name__", node.target)).split(".")[0]
+
+
+def _weighted(node) -> bool:
+    return node.op == "call_function" and _op(node).startswith(WEIGHTED)
+
+
+def layer_of(node) -> str | None:
+    """The innermost module that owns NODE (its nn_module_stack's last entry, as a dotted name
+    like "blocks.3.conv_dw"), or None for a node of the top-level module."""
+    stack = node.meta.get("nn_module_stack") or {}
+    if not stack:
+        return None
+    path = list(stack.values())[-1][0]
+    path = str(path).replace("L['self'].", "").replace("L__self___", "")
+    return path or None
+
+
+def weighted_layers(gm) -> list[str]:
+    """The modules of GM (an exported or converted GraphModule) that own a conv or matrix
+    product, in graph order."""
+    out: dict[str, None] = {}
+    for n in gm.graph.nodes:
+        if _weighted(n):
+            name = layer_of(n)
+            if name:
+                out.setdefault(name, None)
+    return list(out)
+
+
+def skipping(quantizer, float_layers: set):
+    """A PT2E Quantizer that annotates like QUANTIZER, then removes the annotations of every node
+    owned by a module in FLOAT_LAYERS (those stay float after prepare/convert)."""
+    from torchao.quantization.pt2e.quantizer import Quantizer
+
+    class Skipping(Quantizer):
+        def transform_for_annotation(self, model):
+            return quantizer.transform_for_annotation(model)
+
+        def annotate(self, model):
+            quantizer.annotate(model)
+            for n in model.graph.nodes:
+                name = layer_of(n)
+                if name and any(name == f or name.startswith(f + ".") for f in float_layers):
+                    n.meta.pop("quantization_annotation", None)
+                    # an activation fused into the layer's pattern (conv → relu → q) would make
+                    # XNNPACK read the float layer as a quantized one ("Weight and Input should
+                    # both be quantized"): its output stays float too
+                    for u in list(n.users) if _weighted(n) else []:
+                        if u.op == "call_function" and _op(u).startswith(FUSED_ACTIVATIONS):
+                            u.meta.pop("quantization_annotation", None)
+            _drop_dangling_shared(model)
+            return model
+
+        def validate(self, model):
+            return quantizer.validate(model)
+
+    return Skipping()
+
+
+def _drop_dangling_shared(model) -> None:
+    """Remove the annotation of every node whose SharedQuantizationSpec points at a node that is
+    no longer annotated (max_pool sharing a removed relu's range), until none is left: prepare
+    would fail with a KeyError on them."""
+    import torch
+    from torchao.quantization.pt2e.quantizer import SharedQuantizationSpec
+
+    def annotated(node) -> bool:
+        a = node.meta.get("quantization_annotation")
+        return a is not None and (a.output_qspec is not None or bool(a.input_qspec_map))
+
+    changed = True
+    while changed:
+        changed = False
+        for n in model.graph.nodes:
+            a = n.meta.get("quantization_annotation")
+            if a is None:
+                continue
+            for spec in [*a.input_qspec_map.values(), a.output_qspec]:
+                if not isinstance(spec, SharedQuantizationSpec):
+                    continue
+                ref = spec.edge_or_node
+                ends = [ref] if isinstance(ref, torch.fx.Node) else [ref[1]]
+                if any(not annotated(e) for e in ends):
+                    n.meta.pop("quantization_annotation", None)
+                    changed = True
+                    break
+
+
+def quantize(graph_module, example: tuple, recipe: QuantRecipe, calibration: list | None, float_layers=(),
+             backend: str = "xnnpack", fold_quantize: bool = True):
+    """pt2e.quantize with FLOAT_LAYERS (module names) left unquantized. Returns (converted
+    GraphModule, the inner quantizer). Exceptions of prepare/convert propagate."""
+    import torch
+    from torchao.quantization.pt2e import move_exported_model_to_eval
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    inner = pt2e.quantizer_for(backend, recipe)
+    q = skipping(inner, set(float_layers)) if float_layers else inner
+    prepared = prepare_pt2e(graph_module, q)
+    with torch.no_grad():
+        for args in calibration or [example]:
+            prepared(*args)
+    converted = convert_pt2e(prepared, fold_quantize=fold_quantize)
+    if float_layers:  # a float layer must take float inputs too (XNNPACK refuses dq → float linear)
+        bypass(converted, set(float_layers))
+        converted.graph.eliminate_dead_code()
+        converted.recompile()
+    move_exported_model_to_eval(converted)
+    return converted, inner
+
+
+def run_outputs(gm, batches: list) -> list:
+    """GM run on each argument tuple of BATCHES (batch 1): a list of (N, ...) numpy arrays, one
+    per output, in the module's output order."""
+    import torch
+
+    per_out: list[list] = []
+    with torch.no_grad():
+        for args in batches:
+            out = gm(*args)
+            outs = out if isinstance(out, (tuple, list)) else (out,)
+            for i, o in enumerate(outs):
+                if len(per_out) <= i:
+                    per_out.append([])
+                per_out[i].append(o.detach().float().numpy())
+    return [np.concatenate(p, 0) for p in per_out]
+
+
+class Engine:
+    """The search engine (quantization.search) on a PT2E model.
+
+    Args:
+        exported: `torch.export.export(...)`'s ExportedProgram of the float model (its
+            `.module()` is quantized again for each confirmation).
+        example: example inputs tuple; recipe: the int8 QuantRecipe.
+        calibration: calibration argument tuples (the calibration split).
+        search: argument tuples of the search split (batch 1 each).
+    """
+
+    def __init__(self, exported, example, recipe, calibration, search, backend="xnnpack"):
+        self.exported, self.example, self.recipe = exported, example, recipe
+        self.calibration, self.search, self.backend = calibration, search, backend
+        self.sim, _ = quantize(exported.module(), example, recipe, calibration, backend=backend, fold_quantize=False)
+        self.layers = weighted_layers(self.sim)
+
+    def evaluate(self, float_layers: set) -> list:
+        """Outputs on the search split with FLOAT_LAYERS simulated float (see module docstring)."""
+        undo = self._bypass(float_layers)
+        try:
+            return run_outputs(self.sim, self.search)
+        finally:
+            for node, i, old in undo:
+                node.update_arg(i, old)
+            self.sim.recompile()
+
+    def confirm(self, float_layers) -> list:
+        """Outputs on the search split of a real re-quantization with FLOAT_LAYERS unannotated."""
+        gm, _ = quantize(self.exported.module(), self.example, self.recipe, self.calibration, tuple(float_layers),
+                         backend=self.backend)
+        return run_outputs(gm, self.search)
+
+    def _bypass(self, float_layers: set) -> list:
+        undo = bypass(self.sim, float_layers)
+        self.sim.recompile()
+        return undo
+
+
+def bypass(gm, float_layers: set) -> list:
+    """Rewire the conv/linear nodes of FLOAT_LAYERS in GM (a converted GraphModule) to take the
+    float values under their dequantize(quantize(x)) inputs and weights. Returns the changes as
+    (node, arg index, old arg) so that a caller can undo them; GM is not recompiled."""
+    undo = []
+    for n in gm.graph.nodes:
+        if not _weighted(n) or layer_of(n) not in float_layers:
+            continue
+        for i, a in enumerate(n.args[:3]):
+            src = _through_qdq(a)
+            if src is not None:
+                undo.append((n, i, a))
+                n.update_arg(i, src)
+    return undo
+
+
+def _through_qdq(arg):
+    """The float value under dequantize(quantize(x)) feeding a compute op, or None."""
+    import torch
+
+    if not isinstance(arg, torch.fx.Node) or arg.op != "call_function" or "dequantize" not in _op(arg):
+        return None
+    q = arg.args[0] if arg.args else None
+    if isinstance(q, torch.fx.Node) and q.op == "call_function" and "quantize" in _op(q) and "dequantize" not in _op(q):
+        return q.args[0]
+    return None
+
+
+def searched(exported, example: tuple, recipe: QuantRecipe, calibration: list, request: dict,
+             names: list, backend: str = "xnnpack"):
+    """Run the accuracy-aware search on EXPORTED and quantize the winner for lowering.
+
+    Args:
+        exported: the float model's ExportedProgram; example: its example inputs.
+        recipe: the int8 QuantRecipe; calibration: calibration-split argument tuples.
+        request: `options.extra["search"]` from edgekit.build: {"bar": search.Bar, "samples":
+            the search split (data.Samples), "reference": float outputs on it (list of (N, ...)
+            arrays), "splits": sizes, "log": callable}.
+        names: forward()'s input names (the Samples keys), in order.
+
+    Returns (converted GraphModule with the chosen layers float, the `quantization` keys
+    "float_layers" and "search" (schema `$defs/convert`)). Exceptions of PT2E propagate."""
+    import time
+
+    from . import search as S
+
+    t0 = time.perf_counter()
+    samples = request["samples"]
+    batches = pt2e.calibration_batches(samples, names, [t.dtype for t in example])
+    engine = Engine(exported, example, recipe, calibration, batches, backend)
+    info = S.run(engine, request["reference"], request["bar"], samples.labels, request.get("log", lambda m: None))
+    chosen = [f["name"] for f in info["float_layers"]]
+    converted, _ = quantize(exported.module(), example, recipe, calibration, tuple(chosen), backend=backend)
+    confirmed = S.score(request["reference"], run_outputs(converted, batches), samples.labels)
+    params = _params_by_layer(exported)
+    kept = sum(params.get(n, 0) for n in chosen)
+    info.update({
+        "confirmed": {**S._rounded(confirmed), "meets_bar": request["bar"].holds(confirmed)},
+        "met": info["met"] and request["bar"].holds(confirmed),
+        "splits": request.get("splits"), "layers": len(engine.layers), "seconds": round(time.perf_counter() - t0, 2),
+        "scored_on": "PT2E converted (fake-quant) module in eager, before lowering",
+        "cost": {"float_params": kept, "params": sum(params.values()),
+                 "extra_bytes_vs_full_int8_estimate": 3 * kept},
+    })
+    for f in info["float_layers"]:
+        f["params"] = params.get(f["name"], 0)
+    return converted, {"float_layers": info.pop("float_layers"), "search": info}
+
+
+def _params_by_layer(exported) -> dict:
+    """{module name: parameter count} of the exported model's modules (weights and biases)."""
+    out: dict = {}
+    for key, t in exported.state_dict.items():
+        mod = key.rpartition(".")[0]
+        out[mod] = out.get(mod, 0) + int(t.numel())
+    return out
