@@ -13,6 +13,7 @@ import numpy as np
 from . import metrics
 from .errors import BadInput
 from .runtimes import Session, run_float
+from .parity_groups import batch_as_declared, join_groups, per_sample_shape, trim_padding
 from .specs import TensorSpec
 
 # Thresholds by the candidate's precision, built from each metric's "good" (edgekit.metrics
@@ -37,6 +38,7 @@ class ParityResult:
     accuracy: dict | None = None
     notes: list[str] = field(default_factory=list)
     batching: dict | None = None  # how samples were grouped: {batch, from, padded}
+    error: str | None = None  # the check could not run the artifact (failed_run)
 
     def to_dict(self) -> dict:
         """The JSON form (`parity` in convert/validate results)."""
@@ -54,6 +56,8 @@ class ParityResult:
             d["notes"] = self.notes
         if self.batching:
             d["batching"] = self.batching
+        if self.error:
+            d["error"] = self.error
         return d
 
 
@@ -140,7 +144,7 @@ def check(reference, session: Session, samples, precision: str = "fp32", overrid
     n = len(samples)
     in_specs = {s.name: s for s in session.inputs}
     in_map = match_specs(list(samples.inputs), {k: v.shape for k, v in samples.inputs.items()}, session.inputs, "input")
-    batch, batching = _batch_as_declared(reference, [in_map[k] for k in samples.inputs])
+    batch, batching = batch_as_declared(reference, [in_map[k] for k in samples.inputs])
     order = np.arange(n)
     if n % batch:
         order = np.concatenate([order, np.resize(np.arange(n), batch - n % batch)])  # pad by repeating
@@ -170,8 +174,8 @@ def check(reference, session: Session, samples, precision: str = "fp32", overrid
         feed = {in_map[k].name: adapt_layout(v, in_specs[in_map[k].name].shape) for k, v in feeds.items()}
         outs = run_float(session, feed)
         keep = min(batch, n - gi * batch)  # the real samples of this group
-        ref_groups.append({k: _trim(v, batch, keep) for k, v in ref.items()})
-        cand_groups.append({k: _trim(adapt_layout(np.asarray(outs[out_map[k].name]), ref[k].shape), batch, keep)
+        ref_groups.append({k: trim_padding(v, batch, keep) for k, v in ref.items()})
+        cand_groups.append({k: trim_padding(adapt_layout(np.asarray(outs[out_map[k].name]), ref[k].shape), batch, keep)
                             for k in ref})
         if progress:
             progress(min((gi + 1) * batch, n), n)
@@ -183,7 +187,7 @@ def check(reference, session: Session, samples, precision: str = "fp32", overrid
     for name in ref_names:
         rs, cs = [g[name] for g in ref_groups], [g[name] for g in cand_groups]
         differ = [i for i, (r_, c_) in enumerate(zip(rs, cs)) if r_.shape != c_.shape]
-        varying = len({_per_sample(r_, batch, min(batch, n - i * batch)) for i, r_ in enumerate(rs)}) > 1
+        varying = len({per_sample_shape(r_, batch, min(batch, n - i * batch)) for i, r_ in enumerate(rs)}) > 1
         if differ and not varying:
             raise BadInput(
                 f"Output {name!r}: the reference gives shape {rs[0].shape} per group of {batch} sample(s), the "
@@ -200,7 +204,7 @@ def check(reference, session: Session, samples, precision: str = "fp32", overrid
                                          f"{len(groups)} group(s) (first on sample(s) {first}: reference "
                                          f"{rs[differ[0]].shape}, candidate {cs[differ[0]].shape})"]})
             continue
-        r, c = (_join(rs), _join(cs)) if not varying else \
+        r, c = (join_groups(rs), join_groups(cs)) if not varying else \
             (np.concatenate([x.ravel() for x in rs]), np.concatenate([x.ravel() for x in cs]))
         ref_all[name], cand_all[name] = r, c
         entry, said = judge_output(r, c, thresholds, name)
@@ -227,44 +231,15 @@ def check(reference, session: Session, samples, precision: str = "fp32", overrid
     return result
 
 
-def _batch_as_declared(reference, cand_inputs: list[TensorSpec]) -> tuple[int, dict]:
-    """The batch both sides are fed: the artifact's declared batch (first axis of its inputs),
-    else the reference's `batch` attribute, else 1. Returns (batch, {batch, from, note}).
-    BadInput (exit 2) when both declare a fixed batch and they differ."""
-    declared = {int(s.shape[0]) for s in cand_inputs if len(s.shape) and isinstance(s.shape[0], (int, np.integer))
-                and s.shape[0] is not None and int(s.shape[0]) > 0}
-    ref_batch = getattr(reference, "batch", None)
-    if len(declared) > 1:
-        raise BadInput(f"The artifact's inputs declare different batches ({sorted(declared)}).",
-                       "Convert the model with one batch size for every input (--input-shape).")
-    cand_batch = declared.pop() if declared else None
-    if cand_batch and ref_batch and cand_batch != ref_batch:
-        raise BadInput(
-            f"The reference model declares batch {ref_batch}, the artifact batch {cand_batch}: they cannot be fed "
-            "the same groups of samples.",
-            f"Convert (or load) both with the same batch (--input-shape NAME={cand_batch}x...).",
-        )
-    batch = int(cand_batch or ref_batch or 1)
-    where = "as the artifact declares" if cand_batch else "as the reference declares" if ref_batch else "default"
-    note = (f"Batch as declared: both sides fed groups of {batch} sample(s) ({where})" if batch > 1 else
-            f"Batch as declared: both sides fed one sample at a time ({where})")
-    return batch, {"batch": batch, "from": where, "note": note + "."}
-
-
-def _per_sample(v: np.ndarray, batch: int, keep: int) -> tuple:
-    """An output's shape without its group axis (the whole shape when it has none)."""
-    return v.shape[1:] if v.ndim and v.shape[0] in (batch, keep) else v.shape
-
-
-def _trim(v: np.ndarray, batch: int, keep: int) -> np.ndarray:
-    """Drop the padded samples of a group from an output that has the group's batch axis."""
-    v = np.asarray(v)
-    return v[:keep] if keep < batch and v.ndim and v.shape[0] == batch else v
-
-
-def _join(parts: list) -> np.ndarray:
-    """Concatenate per-group outputs along the first axis (0-d outputs are stacked)."""
-    return np.stack(parts) if parts[0].ndim == 0 else np.concatenate(parts)
+def failed_run(exc: Exception, precision: str, overrides: dict | None, samples) -> ParityResult:
+    """The verdict when the check itself failed on a built artifact (the runtime raised on the
+    samples, or the outputs do not match the reference's signature): not passed, with the cause
+    in `error` and the notes, so the caller keeps the files (exit 1) instead of discarding them."""
+    said = getattr(exc, "message", None) or f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+    hint = getattr(exc, "hint", "")
+    return ParityResult(False, precision, max(1, len(samples)), samples.is_random, thresholds_for(precision, overrides),
+                        [], None, [f"The artifact failed while being checked: {said}" + (f" ({hint})" if hint else "")],
+                        error=said)
 
 
 def judge_output(ref, cand, thresholds: dict, name: str = "output") -> tuple[dict, list[str]]:

@@ -455,3 +455,33 @@ def test_quantization_summaries_read_weights_inside_while_loop_bodies(tmp_path):
     small = convert(keras_gru_loop(4), tmp_path / "small.tflite", quantize="dynamic-int8")  # all < 1024 elements
     assert small["quantization"]["effective"] is False
     assert any("had no effect" in w for w in small["warnings"])
+
+
+# -- never throw away a correct artifact -----------------------------------------------------
+
+def test_a_check_that_fails_to_run_the_built_artifact_keeps_the_files_with_the_cause(tmp_path, monkeypatch):
+    import edgekit.runtimes as runtimes
+    from edgekit.build import raise_for_parity
+
+    real_load = runtimes.load
+
+    def load_failing(path, *a, **kw):  # the file is whole; running it on the samples fails
+        session = real_load(path, *a, **kw)
+
+        def run(feeds):
+            raise CheckFailed("The TFLite model failed to run: tensor arena too small", "Reconvert the model.")
+
+        session.run = run
+        return session
+
+    monkeypatch.setattr(runtimes, "load", load_failing)
+    model = keras_fixed_batch()
+    dest = tmp_path / "kept.tflite"
+    res = convert(model, dest)
+    assert res["parity"]["passed"] is False and "tensor arena too small" in res["parity"]["error"]
+    with pytest.raises(CheckFailed) as err:
+        raise_for_parity(res)
+    assert err.value.exit_code == 1 and "files written" in err.value.message
+    assert "failed while being checked: The TFLite model failed to run: tensor arena too small" in err.value.message
+    manifest = json.loads(dest.with_name(dest.name + ".json").read_text())
+    assert manifest["parity"]["passed"] is False and "tensor arena" in manifest["parity"]["error"]
