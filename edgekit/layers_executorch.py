@@ -15,8 +15,10 @@ A module whose last operator ran inside a delegate cannot be observed in the shi
 For those, when the ETRecord holds the program's exported graph (its weights included) and the
 graph has no quantized operators (the pip runtime has no portable quantized kernels), the graph
 is lowered again without delegation and that portable twin is observed instead: it checks the
-graph and its weights, not the delegate's kernels, and the row says so (`observed`). The
-delegate's own outputs are compared too, at delegate granularity.
+graph and its weights, not the delegate's kernels, and the row says so (`observed`). An int8
+(PT2E) program's graph is instead run in eager PyTorch (`observed`: "int8 graph (eager)"): every
+quantized layer gets its row and error, computed with the program's own int8 weights, scales
+and zero points. The delegate's own outputs are compared too, at delegate granularity.
 """
 
 from __future__ import annotations
@@ -96,6 +98,8 @@ def compare_pte(ref, pte: Path, samples, in_map: dict, progress=None):
                 unmatched.append({"layer": path, "op_type": typ, "reason": "no runtime event for its operator (removed or not logged)"})
         twin, twin_note = (_portable_twin(etrecord, order, tmp) if hidden else (None, None))
         twin_first = twin.run(feed(0)) if twin else {}
+        qtap = _quantized_tap(etrecord, ref) if hidden and twin is None else None
+        ref_of: dict = {}  # module path → reference node to compare with, when not its own last node
         for path in hidden:
             backend = in_delegate[cand.handles[path]]["backend"]
             why = f"inside a {backend} delegate: a black box at run time"
@@ -104,10 +108,20 @@ def compare_pte(ref, pte: Path, samples, in_map: dict, progress=None):
                 plan.append((path, f"{tap.types[path]} → {twin_first[(h,)]['op']} (portable twin)", "portable twin", (h,)))
                 why += ("; compared in a portable (undelegated) re-lowering of the ETRecord's graph, which checks "
                         "the graph and its weights, not the delegate's kernels")
+            elif qtap is not None and path in qtap.last:
+                op = str(getattr(qtap.last[path].target, "__name__", qtap.last[path].target)).split(".")[0]
+                folded = _folded_into(tap, qtap, path)
+                if folded:  # PT2E folded the BatchNorm after it: compare with the BatchNorm's value
+                    ref_of[path] = tap.last[folded].name
+                    op += f" + {tap.types[folded]} {folded} (folded)"
+                plan.append((path, f"{tap.types[path]} → {op} ({QUANT_GRAPH})", QUANT_GRAPH, ("q", path)))
+                why += ("; compared in the program's quantized graph (the ETRecord's exported program: its int8 "
+                        "weights, scales and zero points) run in eager PyTorch, which checks the quantization, "
+                        "not the delegate's kernels")
             elif twin_note:
                 why += f" ({twin_note})"
             unmatched.append({"layer": path, "op_type": tap.types[path], "reason": why})
-        want = {tap.last[p].name for p, *_ in plan}
+        want = {ref_of.get(p, tap.last[p].name) for p, *_ in plan}
         acc = {i: metrics.Running() for i in range(len(plan))}
         shapes, bad = {}, {}
         for i in range(n):
@@ -116,10 +130,12 @@ def compare_pte(ref, pte: Path, samples, in_map: dict, progress=None):
             events = {"pte": first if i == 0 else cand.run(f)}
             if twin:
                 events["portable twin"] = twin_first if i == 0 else twin.run(f)
+            if qtap is not None:
+                events[QUANT_GRAPH] = _quantized_events(qtap, f, [p for p, _, o, _ in plan if o == QUANT_GRAPH])
             for j, (path, op_type, observed, key) in enumerate(plan):
                 if j in bad:
                     continue
-                r = refs[tap.last[path].name]
+                r = refs[ref_of.get(path, tap.last[path].name)]
                 outs = events[observed].get(key, {}).get("outputs", [])
                 c = next((o for o in reversed(outs) if o.size == r.size), None)
                 if c is None:
@@ -257,6 +273,43 @@ def _bytes(node) -> int:
 
 
 # -- the portable twin ---------------------------------------------------------------------------
+
+QUANT_GRAPH = "int8 graph (eager)"
+
+
+def _quantized_tap(etrecord, ref):
+    """A TorchTap over the ETRecord's exported program when it is PT2E-quantized (q/dq ops in
+    its graph): each module's value as the int8 program computes it, simulated in eager PyTorch
+    (the quantized_decomposed ops). None when the ETRecord holds no exported program, the graph
+    is not quantized, or it cannot be read (an unobservable module stays listed as such)."""
+    from types import SimpleNamespace
+
+    from .layers_torch import TorchTap
+
+    ep = etrecord.exported_program
+    if ep is None or not any("quantize" in str(n.target) for n in ep.graph.nodes if n.op == "call_function"):
+        return None
+    try:
+        return TorchTap(SimpleNamespace(framework="torch-exported", native=ep, extra=ref.native.extra))
+    except Exception:  # an unreadable graph: the modules stay "inside a delegate"
+        return None
+
+
+def _folded_into(tap, qtap, path: str) -> str | None:
+    """The reference module right after PATH when it is a BatchNorm that the quantized graph no
+    longer has (PT2E folds it into the convolution before it), else None."""
+    i = tap.modules.index(path)
+    nxt = tap.modules[i + 1] if i + 1 < len(tap.modules) else None
+    if nxt and nxt not in qtap.last and "BatchNorm" in tap.types[nxt]:
+        return nxt
+    return None
+
+
+def _quantized_events(qtap, feed: dict, paths: list) -> dict:
+    """One sample through the quantized graph: {("q", module path): {"outputs": [np.ndarray]}}."""
+    got = qtap.run(feed, {qtap.last[p].name for p in paths})
+    return {("q", p): {"outputs": [got[qtap.last[p].name]]} for p in paths if qtap.last[p].name in got}
+
 
 def _portable_twin(etrecord, order, tmp):
     """The ETRecord's exported graph (the program's own weights) lowered without a delegate, as an

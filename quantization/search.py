@@ -7,8 +7,8 @@ ExecuTorch, search_tflite.py for Keras → TFLite) with:
 - `layers`: the quantizable layer names, in graph order;
 - `evaluate(float_layers) -> list[np.ndarray]`: the quantized model's outputs on the search
   split with FLOAT_LAYERS left in float (each array (N, ...), in the reference's output order);
-- `sensitivity() -> {layer: score}` (optional): a cheaper per-layer ranking; without it each
-  layer is measured by `evaluate({layer})`.
+- `sensitivity(reference, labels) -> {layer: dB}` (optional): a cheaper per-layer ranking
+  (e.g. on fewer samples); without it each layer is measured by `evaluate({layer})`.
 
 The search: score full int8 on the search split; rank layers by how much keeping each one
 float alone improves the output (PSNR gain, dB); then keep the top 1, 2, 4, ... layers float
@@ -188,7 +188,7 @@ def run(engine, reference: list, bar: Bar, labels=None, log=lambda msg: None) ->
     sens: dict = {}
     if not base["meets_bar"] and engine.layers:
         if hasattr(engine, "sensitivity"):
-            sens = engine.sensitivity()
+            sens = engine.sensitivity(reference, labels)
         else:
             base_psnr = _psnr_or_big(base["psnr_db"])
             for name in engine.layers:

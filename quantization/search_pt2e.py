@@ -20,6 +20,7 @@ from . import QuantRecipe, pt2e
 WEIGHTED = ("conv", "linear", "addmm", "mm", "bmm", "matmul")  # aten op name prefixes (conv2d, convolution, ...)
 
 
+SENSITIVITY_SAMPLES = 16  # search-split samples that rank the layers (each layer is one eager pass over them)
 FUSED_ACTIVATIONS = ("relu", "hardtanh", "clamp", "relu6")
 
 
@@ -179,6 +180,23 @@ class Engine:
             for node, i, old in undo:
                 node.update_arg(i, old)
             self.sim.recompile()
+
+    def sensitivity(self, reference: list, labels=None) -> dict:
+        """{layer: output PSNR gain in dB when that layer alone is float}, measured on the first
+        SENSITIVITY_SAMPLES samples of the search split (a ranking, not the verdict: the greedy
+        steps use the whole split). REFERENCE: the float outputs on the whole search split."""
+        from . import search as S
+
+        n = min(SENSITIVITY_SAMPLES, len(self.search))
+        ref = [r[:n] for r in reference]
+        full, batches = self.search, self.search[:n]
+        self.search = batches
+        try:
+            base = S._psnr_or_big(S.score(ref, self.evaluate(set()))["psnr_db"])
+            return {name: round(S._psnr_or_big(S.score(ref, self.evaluate({name}))["psnr_db"]) - base, 3)
+                    for name in self.layers}
+        finally:
+            self.search = full
 
     def confirm(self, float_layers) -> list:
         """Outputs on the search split of a real re-quantization with FLOAT_LAYERS unannotated."""

@@ -5,6 +5,7 @@ layer float and passes on held-out samples; a bar that cannot be met exits 1 wit
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -74,6 +75,10 @@ def test_pte_search_keeps_exactly_the_fragile_layer_float(cli, fragile_torch, tm
     assert any("fragile" in w and "kept float" in w for w in res["warnings"])
     manifest = json.loads(out.with_name(out.name + ".json").read_text())
     assert manifest["quantization"]["float_layers"][0]["name"] == "fragile"
+    import jsonschema
+
+    schema = json.loads((Path(__file__).parents[2] / "edgekit" / "schemas" / "report.schema.json").read_text())
+    jsonschema.validate(res, schema)
 
 
 def test_pte_bar_that_cannot_be_met_exits_1_with_the_table(cli, fragile_torch, tmp_path):
