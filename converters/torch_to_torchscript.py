@@ -113,11 +113,14 @@ def refuse_unsafe_trace(caught, origin: str) -> None:
     """UnsupportedModel (exit 2, nothing written) when torch.jit.trace warned (TracerWarning) while
     tracing: the trace froze one path of a branch on data (or a value turned into a Python
     number), so the .ptl would be right on inputs like the example and wrong on others, and a
-    parity check on data that takes the same branch cannot see it. CAUGHT: the warnings recorded
-    during the trace; ORIGIN names the model."""
+    parity check on data that takes the same branch cannot see it. Warnings raised inside torch's
+    own modules (shape checks of nn.LSTM) are not the model's and are ignored. CAUGHT: the warnings
+    recorded during the trace; ORIGIN names the model."""
     import torch
 
-    tracer = [w for w in caught if issubclass(w.category, torch.jit.TracerWarning)]
+    own = str(Path(torch.__file__).parent)  # torch's own input checks (nn.LSTM's size checks) are not the model's
+    tracer = [w for w in caught if issubclass(w.category, torch.jit.TracerWarning)
+              and not str(w.filename).startswith(own)]
     if not tracer:
         return
     where = {f"{w.filename.rsplit('/', 1)[-1]}:{w.lineno}" for w in tracer}

@@ -102,7 +102,7 @@ def keras_stream(reference, layers: list):
 
     @functools.wraps(reference)
     def stream(feeds):
-        saved = [(v, np.array(v)) for v in variables()]
+        saved = [(v, np.array(v.numpy() if hasattr(v, "numpy") else v)) for v in variables()]
         try:
             return reference(feeds)
         finally:
