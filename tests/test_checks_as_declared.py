@@ -485,3 +485,15 @@ def test_a_check_that_fails_to_run_the_built_artifact_keeps_the_files_with_the_c
     assert "failed while being checked: The TFLite model failed to run: tensor arena too small" in err.value.message
     manifest = json.loads(dest.with_name(dest.name + ".json").read_text())
     assert manifest["parity"]["passed"] is False and "tensor arena" in manifest["parity"]["error"]
+
+
+def test_a_torch_module_handed_over_in_training_mode_keeps_its_mode(tmp_path):
+    import torch
+
+    torch.manual_seed(0)
+    module = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Dropout(0.5), torch.nn.BatchNorm1d(4)).train()
+    before = torch_state(module)
+    res = convert((module, (torch.randn(2, 4),)), tmp_path / "train.pte", to="executorch")
+    assert res["parity"]["passed"], res["parity"]  # converted and checked in eval mode, on a copy
+    assert module.training and all(m.training for m in module.modules())
+    assert same_state(before, torch_state(module))

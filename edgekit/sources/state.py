@@ -82,6 +82,14 @@ def torch_stream(reference, runnable, buffers: list[str]):
     return stream
 
 
+def eval_copy(module):
+    """MODULE in eval mode without changing the user's object: itself when it already is, else a
+    deep copy put in eval mode (module.eval() would flip the user's training flag)."""
+    import copy
+
+    return copy.deepcopy(module).eval() if getattr(module, "training", False) else module
+
+
 # -- Keras: stateful layers ------------------------------------------------------------------
 
 def keras_stateful_layers(model) -> list:

@@ -18,7 +18,7 @@ import numpy as np
 from ..errors import BadInput, require
 from ..specs import TensorSpec, resolve_shapes
 from . import SourceModel, quiet_logger
-from .state import torch_restore, torch_snapshot, torch_stream, torch_written
+from .state import eval_copy, torch_restore, torch_snapshot, torch_stream, torch_written
 
 
 def _torch():
@@ -77,7 +77,7 @@ def from_object(obj, origin: str, input_shapes: dict, weights: str | None = None
         return _from_exported(obj, origin, input_shapes)
     if not isinstance(obj, torch.nn.Module):
         raise BadInput(f"{origin} gave a {type(obj).__name__}, not a torch.nn.Module.", "Return the module itself.")
-    module = obj.eval()
+    module = eval_copy(obj)  # the user's module keeps its training flag
     names = _forward_names(module, example)
     if example is None:
         example = _examples_from_shapes(names, input_shapes, origin)
