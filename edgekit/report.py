@@ -36,7 +36,7 @@ def print_convert(con, result: dict) -> None:
     d = result.get("delegation")
     if d:
         con.print(f"  delegated: {d['delegated_ops']}/{d['total_ops']} ops"
-                  + (f" · on portable kernels: {', '.join(d['not_delegated'])}" if d.get("not_delegated") else ""))
+                  + (f" · outside the delegate: {', '.join(d['not_delegated'])}" if d.get("not_delegated") else ""))
     print_parity(con, result.get("parity"))
 
 
