@@ -58,7 +58,7 @@ def test_native_converter_crash_is_a_clear_error_and_leaves_nothing(tmp_path, la
     p = run(["convert", "rnn.py:build", "--input-shape", "x=1x20x8", "--quantize", recipe, "--calibration", "random",
              "-o", existing], tmp_path)
     assert p.returncode == 1, p.stderr
-    first = p.stderr.strip().splitlines()[0]
+    first = next(line for line in p.stderr.splitlines() if line.startswith("error:"))  # after the stage lines
     assert first.startswith("error: The native step 'converting to tflite") and "SIGSEGV" in first
     assert "unroll=True" in p.stderr and "Traceback" not in p.stderr
     assert "absl::InitializeLog" not in p.stderr and "oneDNN" not in p.stderr  # TensorFlow's start-up lines stay out
@@ -101,7 +101,7 @@ def test_calibration_that_makes_the_model_non_finite_is_refused_before_convertin
     p = run(["convert", "logmodel.py:build", "--quantize", "int8", "--calibration", tmp_path / "calib.npz",
              "-o", tmp_path / "log.tflite"], tmp_path)
     assert p.returncode == 2, p.stderr
-    first = p.stderr.strip().splitlines()[0]
+    first = next(line for line in p.stderr.splitlines() if line.startswith("error:"))  # after the stage lines
     assert "NaN or Inf on calibration data" in first and "sample(s) 3, 11 (2 of 20)" in first
     assert "Traceback" not in p.stderr and not (tmp_path / "log.tflite").exists()
     assert leftovers(tmp_path, tmp_path) == []
