@@ -32,9 +32,11 @@ _RESULT_TYPES = ("ConvertResult", "ValidateResult", "ProfileResult", "RunReport"
 
 def convert(model, to: str = "tflite", quantize: str = "none", calibration=None, data=None,
             io_dtype: str = "float32", input_shapes=(), allow_tf_ops: bool = False, output=None,
-            validate: bool = True, weights=None, channels_last_io: bool = False, samples: int | None = None,
-            etrecord: bool = False, thresholds: dict | None = None, progress=None, log=None, debug: bool = False,
-            **options) -> ConvertResult:
+            validate: bool = True, weights=None, signature: str | None = None, channels_last_io: bool = False,
+            samples: int | None = None, etrecord: bool = False, thresholds: dict | None = None,
+            allow_float_fallback: bool = False, max_accuracy_drop: float | None = None,
+            min_top1_agreement: float | None = None, min_psnr: float | None = None, progress=None, log=None,
+            debug: bool = False, **options) -> ConvertResult:
     """Quantize and convert MODEL to an on-device artifact, write it with its manifest, check parity.
 
     The same work as `edgekit convert` (edgekit/build.py `convert`). The artifact is written
@@ -68,12 +70,19 @@ def convert(model, to: str = "tflite", quantize: str = "none", calibration=None,
             `parity` is None).
         weights: a state_dict file for a PyTorch model given as `"file.py:Class"`
             (loaded with `torch.load(weights_only=True)`).
+        signature: the signature of a SavedModel folder to convert and check (default
+            "serving_default"; the others are named in a warning).
         channels_last_io: NHWC inputs/outputs for an NCHW PyTorch model converted to TFLite.
         samples: at most this many parity samples (None: all).
         etrecord: ExecuTorch only: also write `<name>.pte.etrecord` for per-layer validation.
         thresholds: overrides of the parity preset, keys "min_psnr_db" (dB), "max_abs",
             "min_cosine", "min_top1_agreement" (fraction), "max_accuracy_drop" (fraction);
             presets per recipe are edgekit/parity.py PRESETS.
+        allow_float_fallback: accept an int8 build that came back float or hybrid (otherwise
+            the files are written and the result says so; the CLI exits 1).
+        max_accuracy_drop, min_top1_agreement, min_psnr: a bar for accuracy-aware int8
+            (points of task accuracy with labels, a fraction 0..1, dB): the fewest most harmful
+            layers stay float until the bar holds on held-out samples (`quantization.search`).
         progress: a callable `(done, total)` called after each parity sample.
         log: a callable taking one message string per step (None: silent).
         debug: let the converter's native log output through (as `--debug`).
@@ -95,13 +104,15 @@ def convert(model, to: str = "tflite", quantize: str = "none", calibration=None,
     return ConvertResult.from_dict(_convert(
         model, to=to, quantize=quantize, calibration=calibration, data=data, io_dtype=io_dtype,
         input_shapes=input_shapes, allow_tf_ops=allow_tf_ops, output=output, validate=validate, weights=weights,
-        channels_last_io=channels_last_io, samples=samples, etrecord=etrecord, thresholds=thresholds,
-        progress=progress, debug=debug, **_given(log=log), **options))
+        signature=signature, channels_last_io=channels_last_io, samples=samples, etrecord=etrecord,
+        thresholds=thresholds, allow_float_fallback=allow_float_fallback, max_accuracy_drop=max_accuracy_drop,
+        min_top1_agreement=min_top1_agreement, min_psnr=min_psnr, progress=progress, debug=debug,
+        **_given(log=log), **options))
 
 
 def validate(reference, candidate, data=None, samples: int | None = None, per_layer: bool = False,
              thresholds: dict | None = None, target: str | None = None, *, preset: str | None = None,
-             input_shapes=(), weights: str | None = None, threads: int | None = None,
+             input_shapes=(), weights: str | None = None, signature: str | None = None, threads: int | None = None,
              target_options: dict | None = None, progress=None, log=None, **options) -> ValidateResult:
     """Check that CANDIDATE (an artifact) still computes what REFERENCE computes, on DATA.
 
@@ -126,6 +137,7 @@ def validate(reference, candidate, data=None, samples: int | None = None, per_la
             from the candidate's manifest recipe, else from its tensor types.
         input_shapes: fixed shapes for the reference, as for `convert`.
         weights: state_dict for a PyTorch reference given as `"file.py:Class"`.
+        signature: the signature of a SavedModel reference to compare (default "serving_default").
         threads: interpreter threads for the runtimes (None: the runtime's default).
         target_options: keyword options for the target (e.g. `accept_new_host_key`).
         progress: a callable `(done, total)` called after each sample.
@@ -147,7 +159,8 @@ def validate(reference, candidate, data=None, samples: int | None = None, per_la
 
     return ValidateResult.from_dict(_validate(
         reference, candidate, data=data, samples=samples, per_layer=per_layer, thresholds=thresholds, target=target,
-        preset=preset, input_shapes=input_shapes, weights=weights, threads=threads, target_options=target_options,
+        preset=preset, input_shapes=input_shapes, weights=weights, signature=signature, threads=threads,
+        target_options=target_options,
         progress=progress, **_given(log=log), **options))
 
 

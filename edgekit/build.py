@@ -127,7 +127,8 @@ def convert(
     t0 = time.perf_counter()
     log(f"Loading {model_label}")
     step(f"loading {model_label}")
-    source = (load_model(str(model), shapes, weights, signature=signature) if isinstance(model, (str, Path))
+    by_signature = {"signature": signature} if signature else {}  # loaders without the option keep working
+    source = (load_model(str(model), shapes, weights, **by_signature) if isinstance(model, (str, Path))
               else from_object(model, model_label, shapes))
     timings["load_s"] = time.perf_counter() - t0
     module = converters.converter_for(to, source.framework)

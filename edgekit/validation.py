@@ -95,7 +95,7 @@ def validate(
         from . import layers
 
         layers.check_supported(reference, cand_path)
-    shapes = parse_input_shapes(input_shapes) if not isinstance(input_shapes, dict) else input_shapes
+    shapes = parse_input_shapes(input_shapes)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     log(f"Loading the reference {reference}")

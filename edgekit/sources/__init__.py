@@ -14,7 +14,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..artifacts import file_sha256, path_size
-from ..errors import BadInput, MissingDependency
+from ..errors import BadInput, MissingDependency, install_line
 from ..specs import TensorSpec
 
 
@@ -253,7 +253,7 @@ def _missing_framework(exc: BaseException, origin: str) -> MissingDependency | N
         if top in FRAMEWORK_EXTRAS:
             what, extra = FRAMEWORK_EXTRAS[top]
             return MissingDependency(f"{origin} needs {what}, which is not installed here ({exc}).",
-                                     f"Install it with: pip install 'edgekit[{extra}]'")
+                                     f"Install it with: {install_line(extra)}")
         exc = exc.__cause__ or exc.__context__
     return None
 
