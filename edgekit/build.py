@@ -9,8 +9,8 @@ from pathlib import Path
 
 from . import __version__
 from .artifacts import atomic_output, check_writable
-from .data import DataWarning, load_samples
-from .errors import BadInput, CheckFailed, MissingDependency, raise_if_ctrl_c_seen
+from .data import DataWarning, load_samples, shapes_from_data
+from .errors import BadInput, CheckFailed, MissingDependency, ShapeNeeded, raise_if_ctrl_c_seen
 from .isolation import plain, run_in_child, step
 from .specs import parse_input_shapes
 
@@ -128,8 +128,19 @@ def convert(
     log(f"Loading {model_label}")
     step(f"loading {model_label}")
     by_signature = {"signature": signature} if signature else {}  # loaders without the option keep working
-    source = (load_model(str(model), shapes, weights, **by_signature) if isinstance(model, (str, Path))
-              else from_object(model, model_label, shapes))
+
+    def load(given):
+        return (load_model(str(model), given, weights, **by_signature) if isinstance(model, (str, Path))
+                else from_object(model, model_label, given))
+
+    from_data = {}
+    try:
+        source = load(shapes)
+    except ShapeNeeded:
+        from_data = {} if shapes else shapes_from_data(data if data is not None else calibration)
+        if not from_data:
+            raise
+        source = load(from_data)  # an input without a fixed shape takes the data's, batch 1
     timings["load_s"] = time.perf_counter() - t0
     module = converters.converter_for(to, source.framework)
     if recipe.name not in module.RECIPES:
@@ -140,6 +151,9 @@ def convert(
     if dest.suffix != module.SUFFIX and not (to in ("tflite", "edgetpu") and dest.name.endswith(".tflite")):
         raise BadInput(f"The output {dest.name} does not end in {module.SUFFIX}.", f"Name it *{module.SUFFIX}.")
     notes: list[str] = []
+    if from_data:
+        notes.append("No --input-shape given: input shapes taken from the data ("
+                     + ", ".join(f"{s.name}={'x'.join(map(str, s.shape))}" for s in source.inputs) + ").")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         calib = None

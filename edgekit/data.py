@@ -308,3 +308,30 @@ def _check(samples: Samples, specs, path, what, allow_nan) -> None:
             f"The {what} {path} has {np.size(samples.labels) if isinstance(samples.labels, np.ndarray) else 'no array of'} "
             f"labels for {n} samples.", "Give one label per sample (an array under the key 'labels')."
         )
+
+
+def shapes_from_data(data) -> dict:
+    """The per-sample input shapes DATA implies, with batch 1: {input name: dims} from a `.npz`
+    or a dict of arrays (labels left out), {0: dims} from a `.npy` or one array; {} for image
+    folders, random data, or anything unreadable (this is only a hint: loading says what is wrong).
+    Used when a model input has no fixed shape and no --input-shape was given."""
+    try:
+        if isinstance(data, np.ndarray):
+            arrays = {0: data.shape}
+        elif isinstance(data, Mapping):
+            arrays = {str(k): np.shape(v) for k, v in data.items() if k != "labels"}
+        elif data is None or str(data) == RANDOM or not Path(data).is_file():
+            return {}
+        elif Path(data).suffix == ".npy":
+            arrays = {0: np.load(data, mmap_mode="r", allow_pickle=False).shape}
+        elif Path(data).suffix == ".npz":
+            with np.load(data, allow_pickle=False) as z:
+                arrays = {k: z[k].shape for k in z.files if k != "labels"}
+        else:
+            return {}
+    except Exception:  # a hint only: the data is checked properly when it is loaded
+        return {}
+    if len(arrays) == 1 and not isinstance(next(iter(arrays)), int):
+        (name, shape), = arrays.items()
+        arrays = {name: shape, 0: shape}  # one array: it is the one input's, whatever its key
+    return {k: (1, *shape[1:]) for k, shape in arrays.items() if len(shape) >= 2}

@@ -32,6 +32,11 @@ class BadInput(EdgekitError):
     kind = "bad_input"
 
 
+class ShapeNeeded(BadInput):
+    """A model input has no fixed shape and none was given (exit 2); callers may retry with the
+    shapes of the user's data."""
+
+
 class UnsupportedModel(BadInput):
     """The model uses something the chosen converter/runtime cannot express."""
 

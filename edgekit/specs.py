@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, field
 
-from .errors import BadInput
+from .errors import BadInput, ShapeNeeded
 
 
 @dataclass
@@ -166,7 +166,7 @@ def resolve_shapes(specs: list[TensorSpec], given: dict, what: str = "model") ->
             shape[0] = 1  # batch 1 is what an on-device model runs
         if any(d is None for d in shape):
             example = "x".join("N" if d is None else str(d) for d in shape)
-            raise BadInput(
+            raise ShapeNeeded(
                 f"Input {spec.name!r} of the {what} has a dynamic dimension ({spec.describe()}); "
                 "an on-device model needs a fixed shape.",
                 f"Give it with --input-shape {spec.name}={example} (replace N with the size you ship).",

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import BadInput, require
+from ..errors import BadInput, ShapeNeeded, require
 from ..specs import TensorSpec, resolve_shapes
 from . import SourceModel, quiet_logger
 from .state import eval_copy, torch_restore, torch_snapshot, torch_stream, torch_written
@@ -333,7 +333,7 @@ def _examples_from_shapes(names, input_shapes: dict, origin: str):
         dims = input_shapes.get(name, input_shapes.get(i))
         if dims is None:
             scripted = Path(origin).suffix.lower() in (".pt", ".pth")
-            raise BadInput(
+            raise ShapeNeeded(
                 f"edgekit needs the shape of input {name!r} of {origin} "
                 f"({'a TorchScript file' if scripted else 'a PyTorch module'} does not declare it).",
                 f"Give it with --input-shape {name}=1x3x224x224 (NCHW for images; one per input: "
