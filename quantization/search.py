@@ -8,7 +8,9 @@ ExecuTorch, search_tflite.py for Keras → TFLite) with:
 - `evaluate(float_layers) -> list[np.ndarray]`: the quantized model's outputs on the search
   split with FLOAT_LAYERS left in float (each array (N, ...), in the reference's output order);
 - `sensitivity(reference, labels) -> {layer: dB}` (optional): a cheaper per-layer ranking
-  (e.g. on fewer samples); without it each layer is measured by `evaluate({layer})`.
+  (e.g. on fewer samples); without it each layer is measured by `evaluate({layer})`;
+- `evaluate_exact(float_layers)` (optional): what the artifact would compute, used for the
+  candidates of the greedy steps (the table) when `evaluate` is a cheaper simulation.
 
 The search: score full int8 on the search split; rank layers by how much keeping each one
 float alone improves the output (PSNR gain, dB); then keep the top 1, 2, 4, ... layers float
@@ -175,8 +177,10 @@ def run(engine, reference: list, bar: Bar, labels=None, log=lambda msg: None) ->
     tried (highest bar score)."""
     tried: list[dict] = []
 
+    exact = getattr(engine, "evaluate_exact", engine.evaluate)
+
     def trial(names: tuple) -> dict:
-        s = score(reference, engine.evaluate(set(names)), labels)
+        s = score(reference, exact(set(names)), labels)
         row = {"float_layers": len(names), "layers": list(names), **_rounded(s), "meets_bar": bar.holds(s)}
         tried.append(row)
         log(f"  {len(names)} layer(s) float: PSNR {s['psnr_db']:.1f} dB, top-1 {s['top1_agreement']:.3f}"

@@ -5,8 +5,9 @@ convolution or a linear layer; a layer is kept float by removing its nodes' anno
 Candidates are scored on the converted (fake-quant) module in eager, before any lowering:
 calibrate once with everything quantized (`convert_pt2e(fold_quantize=False)`), then a set of
 float layers is simulated by rewiring their conv/linear inputs and weights past the
-quantize→dequantize pairs (no recalibration; the graph is restored after each evaluation). The
-search's answer is then confirmed with a real re-quantization (annotations removed, calibrated
+quantize→dequantize pairs (no recalibration; the graph is restored after each evaluation): that
+ranks the layers. The greedy steps' candidates are real re-quantizations scored the same way
+(converted module in eager, before lowering). The search's answer is then confirmed with a real re-quantization (annotations removed, calibrated
 again, the same rewiring so that XNNPACK sees a float layer with float inputs) on the search
 split, and only that winner is lowered by the converter.
 """
@@ -173,13 +174,11 @@ class Engine:
 
     def evaluate(self, float_layers: set) -> list:
         """Outputs on the search split with FLOAT_LAYERS simulated float (see module docstring)."""
-        undo = self._bypass(float_layers)
+        changes = self._bypass(float_layers)
         try:
             return run_outputs(self.sim, self.search)
         finally:
-            for node, i, old in undo:
-                node.update_arg(i, old)
-            self.sim.recompile()
+            undo(self.sim, changes)
 
     def sensitivity(self, reference: list, labels=None) -> dict:
         """{layer: output PSNR gain in dB when that layer alone is float}, measured on the first
@@ -198,6 +197,11 @@ class Engine:
         finally:
             self.search = full
 
+    def evaluate_exact(self, float_layers) -> list:
+        """The greedy steps' candidates: a real re-quantization (`confirm`), since the
+        simulation keeps the float layers' output ranges quantized and so is pessimistic."""
+        return self.confirm(sorted(float_layers))
+
     def confirm(self, float_layers) -> list:
         """Outputs on the search split of a real re-quantization with FLOAT_LAYERS unannotated."""
         gm, _ = quantize(self.exported.module(), self.example, self.recipe, self.calibration, tuple(float_layers),
@@ -205,25 +209,64 @@ class Engine:
         return run_outputs(gm, self.search)
 
     def _bypass(self, float_layers: set) -> list:
-        undo = bypass(self.sim, float_layers)
+        changes = bypass(self.sim, float_layers)
         self.sim.recompile()
-        return undo
+        return changes
+
+
+AGNOSTIC = ("pad", "constant_pad_nd", "view", "_unsafe_view", "reshape", "flatten", "permute", "transpose",
+            "squeeze", "unsqueeze", "clone", "contiguous", "max_pool2d")  # ops that only move values
 
 
 def bypass(gm, float_layers: set) -> list:
-    """Rewire the conv/linear nodes of FLOAT_LAYERS in GM (a converted GraphModule) to take the
-    float values under their dequantize(quantize(x)) inputs and weights. Returns the changes as
-    (node, arg index, old arg) so that a caller can undo them; GM is not recompiled."""
-    undo = []
-    for n in gm.graph.nodes:
+    """Rewire the conv/linear nodes of FLOAT_LAYERS in GM (a converted GraphModule) to take float
+    values: the weights and input under their dequantize(quantize(x)) pairs, and an input reached
+    through value-moving ops (AGNOSTIC: the padding module EfficientNet's convolutions call
+    first) recomputed from the float value under them. Returns the changes as (node, arg index,
+    old arg or None for a node it created) so that `undo` can restore GM; GM is not recompiled."""
+    changes: list = []
+    for n in list(gm.graph.nodes):
         if not _weighted(n) or layer_of(n) not in float_layers:
             continue
         for i, a in enumerate(n.args[:3]):
-            src = _through_qdq(a)
+            created: list = []
+            src = _float_source(gm, a, n, created, 0)
             if src is not None:
-                undo.append((n, i, a))
+                changes.extend((c, None, None) for c in created)
+                changes.append((n, i, a))
                 n.update_arg(i, src)
-    return undo
+    return changes
+
+
+def undo(gm, changes: list) -> None:
+    """Restore GM after `bypass` (arguments back, created nodes erased); recompiles GM."""
+    for node, i, old in reversed(changes):
+        if i is None:
+            gm.graph.erase_node(node)
+        else:
+            node.update_arg(i, old)
+    gm.recompile()
+
+
+def _float_source(gm, arg, before, created: list, depth: int):
+    """The float value ARG stands for without quantization, or None when ARG is not quantized:
+    x for dequantize(quantize(x)); for a value-moving op on a quantized value, the same op
+    recomputed (inserted before BEFORE, listed in CREATED) on the float value."""
+    import torch
+
+    src = _through_qdq(arg)
+    if src is not None:
+        return src
+    if (depth < 8 and isinstance(arg, torch.fx.Node) and arg.op == "call_function" and arg.args
+            and _op(arg).startswith(AGNOSTIC) and isinstance(arg.args[0], torch.fx.Node)):
+        inner = _float_source(gm, arg.args[0], before, created, depth + 1)
+        if inner is not None:
+            with gm.graph.inserting_before(before):
+                clone = gm.graph.call_function(arg.target, (inner, *arg.args[1:]), dict(arg.kwargs))
+            clone.meta = dict(arg.meta)
+            created.append(clone)
+            return clone
+    return None
 
 
 def _through_qdq(arg):
