@@ -65,3 +65,12 @@ def test_efficientnet_pte_search_meets_the_bar_on_held_out_photos(effnet_search)
         assert top1 >= 0.97 and q["search"]["met"]
     else:  # the bar was not met: exit 1, and the table of what was tried is in the result
         assert effnet_search["exit_code"] == 1 and q["search"]["tried"]
+
+
+@pytest.mark.xfail(strict=True, reason="measured: on EfficientNet-Lite0 keeping conv/linear layers float does not "
+                   "recover top-1 until all 50 are (the error sits in the activations of residual adds, ReLU6 "
+                   "and pooling, which the search does not yet treat as layers), so the result is ~98% float")
+def test_efficientnet_pte_search_keeps_most_weights_int8(effnet_search):
+    q = effnet_search["result"]["quantization"]
+    cost = q["search"]["cost"]
+    assert 1 - cost["float_params"] / cost["params"] >= 0.8  # the target: ≥ 80 % of weights int8
