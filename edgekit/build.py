@@ -10,7 +10,7 @@ from pathlib import Path
 from . import __version__
 from .artifacts import atomic_output, check_writable
 from .data import DataWarning, load_samples, shapes_from_data
-from .errors import BadInput, CheckFailed, MissingDependency, ShapeNeeded, raise_if_ctrl_c_seen
+from .errors import BadInput, CheckFailed, DataRejected, MissingDependency, ShapeNeeded, raise_if_ctrl_c_seen
 from .isolation import plain, run_in_child, step
 from .specs import parse_input_shapes
 
@@ -201,7 +201,7 @@ def convert(
             try:
                 parity = parity_mod.check(source.reference, session, check_samples, recipe.precision, thresholds,
                                           progress)
-            except MissingDependency:
+            except (MissingDependency, DataRejected):  # the user's data breaks the model itself: bad input
                 raise
             except Exception as exc:  # the build is whole: a check that cannot run it is a failed check, kept
                 parity = parity_mod.failed_run(exc, recipe.precision, thresholds, check_samples)

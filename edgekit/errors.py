@@ -37,6 +37,11 @@ class ShapeNeeded(BadInput):
     shapes of the user's data."""
 
 
+class DataRejected(BadInput):
+    """The user's data makes the reference model itself fail (token ids out of range ...) (exit 2):
+    bad input, not a verdict on the artifact."""
+
+
 class UnsupportedModel(BadInput):
     """The model uses something the chosen converter/runtime cannot express."""
 

@@ -20,7 +20,7 @@ from .errors import BadInput
 LIMITS = {
     # name: (value, what it bounds) — the README's "Limits" table is this table.
     "max_builds": (256, "builds one pipeline file may expand to (a matrix multiplies its lists)"),
-    "max_runs": (100_000, "timed runs of `profile --runs` and a pipeline's `runs`"),
+    "max_runs": (10_000_000, "timed runs of `profile --runs` and a pipeline's `runs`"),
     "max_warmup": (10_000, "untimed warm-up runs of `profile --warmup`"),
     "max_threads": (1024, "runtime threads of `profile --threads`"),
     "max_input_elements": (1 << 28, "elements of one input tensor after --input-shape (2^28, 1 GiB of float32)"),

@@ -14,7 +14,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..artifacts import file_sha256, path_size
-from ..errors import BadInput, MissingDependency, install_line
+from ..errors import BadInput, DataRejected, MissingDependency, install_line
 from ..specs import TensorSpec
 
 
@@ -77,24 +77,24 @@ def quiet_logger(name: str):
         logger.setLevel(old)
 
 
-def data_failure(exc: BaseException, origin: str, feeds: dict, start: int) -> BadInput:
+def data_failure(exc: BaseException, origin: str, feeds: dict, start: int) -> DataRejected:
     """The error for a reference model that fails on the user's data (not on its example input).
 
     A model with integer inputs failing this way is almost always fed token ids outside its
     embedding's range (torch: IndexError; TensorFlow: InvalidArgumentError "indices ... not in
     [0, N)"): the message shows the range of the ids given. Args: EXC the framework's error,
     ORIGIN the model, FEEDS the batch {input name: array} it failed on, START the batch's first
-    sample index. Returns BadInput (exit 2) for the caller to raise."""
+    sample index. Returns DataRejected (a BadInput, exit 2) for the caller to raise."""
     lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
     said = f"{type(exc).__name__}: {lines[0][:300] if lines else ''}".rstrip(": ")
     ints = {k: v for k, v in feeds.items() if np.asarray(v).dtype.kind in "iu" and np.asarray(v).size}
     if ints:
         ranges = ", ".join(f"{k} in [{int(np.min(v))}, {int(np.max(v))}]" for k, v in ints.items())
-        return BadInput(f"The model from {origin} fails on the data from sample {start} ({said}); the integer "
+        return DataRejected(f"The model from {origin} fails on the data from sample {start} ({said}); the integer "
                         f"inputs given are {ranges}.",
                         "Token ids and class indices must lie within the model's range (0 to its vocabulary "
                         "size - 1): fix the --data/--calibration values.")
-    return BadInput(f"The model from {origin} fails on the data from sample {start} ({said}).",
+    return DataRejected(f"The model from {origin} fails on the data from sample {start} ({said}).",
                     "Check that --data/--calibration holds what the model was trained on (same "
                     "preprocessing, shapes and value ranges).")
 

@@ -289,7 +289,7 @@ CASES = [
     Case("validate-json-error-object", None, ["validate", "{tiny_keras}", "{t}/nope.tflite", "--json"], 2,
          "does not exist"),
     # --- profile, targets -----------------------------------------------------------------------
-    Case("runs-huge", None, PROF[:2] + ["--runs", "1000000000"], 2, "--runs 1,000,000,000 exceeds edgekit's limit of 100,000"),
+    Case("runs-huge", None, PROF[:2] + ["--runs", "1000000000"], 2, "--runs 1,000,000,000 exceeds edgekit's limit of 10,000,000"),
     Case("warmup-huge", None, PROF[:2] + ["--warmup", "99999999"], 2, "exceeds edgekit's limit of 10,000"),
     Case("threads-huge", None, PROF[:2] + ["--threads", "100000"], 2, "exceeds edgekit's limit of 1,024"),
     Case("runs-zero", None, PROF[:2] + ["--runs", "0"], 2, "Invalid value for '--runs'"),
@@ -381,7 +381,7 @@ CASES = [
     Case("pipeline-budget-unknown-target", pipeline(PIPE + "budgets: {latency_p90_ms: {pi: 3}}\n"),
          ["run", "{t}/edgekit.yaml"], 2, "not in targets"),
     Case("pipeline-runs-huge", pipeline(PIPE + "runs: 1000000000\n"), ["run", "{t}/edgekit.yaml"], 2,
-         "exceeds edgekit's limit of 100,000"),
+         "exceeds edgekit's limit of 10,000,000"),
     Case("pipeline-runs-negative", pipeline(PIPE + "runs: -1\n"), ["run", "{t}/edgekit.yaml"], 2,
          "must be a positive whole number"),
     Case("pipeline-bad-shape", pipeline(PIPE + "input_shapes: {x: 1xq}\n"), ["run", "{t}/edgekit.yaml"], 2,

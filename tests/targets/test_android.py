@@ -139,7 +139,7 @@ def test_device_vanishing_mid_run(cli, phone, digits_tflite):
 
     d.on_shell.append(pull_cable)
     t0 = time.monotonic()
-    r = cli("profile", digits_tflite, "--target", f"adb:{d.addr}?python={sys.executable}", "--runs", "100000",
+    r = cli("profile", digits_tflite, "--target", f"adb:{d.addr}?python={sys.executable}", "--runs", "1000000",
             "--warmup", "0")
     assert r.exit_code == 4, r
     assert "went away" in r.stderr and time.monotonic() - t0 < 60

@@ -136,7 +136,7 @@ def test_connection_dropped_mid_run(sshd, ssh_home, board_python, digits_tflite)
     """Kill the sshd session while the agent runs: exit 4, and nothing left on the board."""
     env = dict(os.environ, HOME=str(ssh_home))
     p = subprocess.Popen([*edgekit_cmd(), "profile", str(digits_tflite), "--target", _board(board_python),
-                          "--runs", "100000", "--warmup", "0", "--no-ops"], env=env,
+                          "--runs", "3000000", "--warmup", "0", "--no-ops"], env=env,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 60
