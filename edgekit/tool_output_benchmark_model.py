@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import re
 
-from .tool_output_common import NUM, latency_ms, to_int
+from .tool_output_common import NUM, latency_ms, to_int, tool_lines
 
 # logcat prefixes: "I tflite  : ", "04-01 12:00:00.123  1234  1234 I tflite  : ", "I/tflite  ( 1234): "
 _LOGCAT = re.compile(
@@ -136,7 +136,7 @@ def parse_benchmark_model(text: str) -> dict:
     delegation: [{replaced, total, delegate, partitions?}] ; gpu: {gpu_ops, cpu_ops}
     init_session_ms, op_profile: {init: ..., runs: ...}
     """
-    lines = text.splitlines()
+    lines = tool_lines(text)
     runs: list[dict] = []
     pending_stats: list[dict] = []
     result: dict = {}

@@ -6,9 +6,18 @@ Pure functions, no imports of frameworks.
 from __future__ import annotations
 
 # a decimal number as the tools print it: 12, -3.5, .5, 2.95e+06
-NUM = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+NUM = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"  # unambiguous: no backtracking between two digit runs
 # recorded outputs (tests/fixtures/tool-outputs) start with a "#source: ..." line naming their origin
 SOURCE_MARKER = "#source:"
+# The longest line a tool prints (benchmark_model's op-profile rows are < 300 characters). Longer
+# lines are garbage (a binary blob in a log): the parsers skip them, since unanchored number
+# patterns over one long digit run take quadratic time (found by fuzzing: minutes per line).
+MAX_LINE = 4096
+
+
+def tool_lines(text: str) -> list[str]:
+    """TEXT's lines, without those over MAX_LINE characters."""
+    return [line for line in text.splitlines() if len(line) <= MAX_LINE]
 
 
 def to_int(text: str | None) -> int | None:

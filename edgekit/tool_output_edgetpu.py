@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import re
 
-from .tool_output_common import NUM, SOURCE_MARKER, to_int
+from .tool_output_common import NUM, SOURCE_MARKER, to_int, tool_lines
 
 _SIZE = re.compile(r"({num})\s*([KMG]?i?B)".format(num=NUM))
 _UNITS = {"B": 1, "KiB": 1024, "MiB": 1024 ** 2, "GiB": 1024 ** 3, "KB": 1000, "MB": 1000 ** 2, "GB": 1000 ** 3}
@@ -51,7 +51,7 @@ def parse_edgetpu_compiler(text: str) -> dict:
         "Number of operations that will run on CPU": ("cpu_ops", int),
     }
     seen_logs = set()
-    for raw in text.splitlines():
+    for raw in tool_lines(text):
         line = raw.strip()
         if not line or line.startswith(SOURCE_MARKER):
             continue

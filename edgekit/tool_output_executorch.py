@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import re
 
-from .tool_output_common import NUM, SOURCE_MARKER, latency_ms, to_int
+from .tool_output_common import NUM, SOURCE_MARKER, latency_ms, to_int, tool_lines
 
 # ET_LOG prefix: "I 00:00:00.091459 executorch:executor_runner.cpp:340] " (newer builds may drop the
 # timestamp: "I executorch:executor_runner.cpp:889] ")
@@ -27,7 +27,7 @@ def parse_executor_runner(text: str) -> dict:
     "executed successfully N time(s) in X ms"), iterations_ms (per-iteration lines), load_ms,
     outputs [{index, sizes}], etdump (path written), errors [lines], missing_ops, status (hex)."""
     r: dict = {"success": False, "outputs": [], "errors": []}
-    for raw in text.splitlines():
+    for raw in tool_lines(text):
         if raw.startswith(SOURCE_MARKER):
             continue
         m = _ET_PREFIX.match(raw)

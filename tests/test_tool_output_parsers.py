@@ -176,3 +176,18 @@ def test_profile_table_renders_benchmark_model_latency_without_percentiles():
     out = io.StringIO()
     print_profile(Console(file=out, width=160), result)
     assert "—" in out.getvalue() and f"{lat['p50']:.4g}" in out.getvalue()
+
+
+def test_parsers_take_linear_time_on_garbage_lines():
+    """Found by fuzzing: a benchmark_model log line of 200,000 digits kept the number patterns
+    busy for minutes (quadratic backtracking). Lines no tool prints (over MAX_LINE) are skipped."""
+    import time
+
+    from edgekit.tool_output import parse_edgetpu_compiler, parse_executor_runner
+
+    garbage = "Inference timings in us: Init: " + "1" * 200_000 + ", First\n" + "x " + "9" * 100_000 + " ms\n"
+    for parse in (parse_benchmark_model, parse_edgetpu_compiler, parse_executor_runner):
+        t0 = time.perf_counter()
+        parse(garbage + read("benchmark_model_info_prefix_xnnpack.txt"))
+        assert time.perf_counter() - t0 < 2.0, parse.__name__
+    assert parse_benchmark_model(garbage + read("benchmark_model_info_prefix_xnnpack.txt"))["runs"]  # the real lines still parse
