@@ -157,7 +157,7 @@ def main(argv=None):
     errors, and an OSError on a file: disk full, a name too long, permission denied), 3 a missing
     dependency, 4 an unreachable target, 128+signal when interrupted (130 Ctrl-C, 143 SIGTERM,
     129 SIGHUP). As the `edgekit` command (ARGV None) every temporary file goes into a private
-    folder removed on exit (edgekit.isolation.private_tmpdir).
+    folder removed on exit (edgekit.scratch.private_tmpdir).
 
     This is edgekit's one error boundary: every failure prints ONE paragraph on stderr,
     "error: MESSAGE" plus a hint, and no traceback unless --debug. An exception that is not an
@@ -169,7 +169,7 @@ def main(argv=None):
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         if argv is None:  # the edgekit command: its temporary files live and die with it
-            from .isolation import private_tmpdir
+            from .scratch import private_tmpdir
 
             with private_tmpdir():
                 cli.main(args=args, prog_name="edgekit", standalone_mode=False)

@@ -19,7 +19,6 @@ process boundary; in-memory models and arrays from the Python API run in-process
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -45,25 +44,6 @@ class ChildCrashed(CheckFailed):
     """The child process died without a result (a native crash or a kill) (exit 1)."""
 
     kind = "crashed"
-
-
-@contextlib.contextmanager
-def private_tmpdir(prefix: str = "edgekit-run-"):
-    """Point `tempfile` and TMPDIR (inherited by child processes) at a fresh folder for the
-    block and remove it afterwards, whatever happened: what frameworks leave in the temp dir
-    (SavedModel exports, autograph's generated files, ETDumps) goes with it. Yields its path."""
-    folder = tempfile.mkdtemp(prefix=prefix)
-    saved_env, saved_module = os.environ.get("TMPDIR"), tempfile.tempdir
-    os.environ["TMPDIR"], tempfile.tempdir = folder, folder
-    try:
-        yield folder
-    finally:
-        tempfile.tempdir = saved_module
-        if saved_env is None:
-            os.environ.pop("TMPDIR", None)
-        else:
-            os.environ["TMPDIR"] = saved_env
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def plain(value) -> bool:
