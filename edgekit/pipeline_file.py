@@ -127,9 +127,9 @@ class _Located:
             self.data = yaml.safe_load(text)
         except RecursionError:  # PyYAML composes nested collections recursively
             raise BadInput(f"{path}: nested too deeply to read.", "Flatten the file (a few levels are enough).") from None
-        except ValueError as exc:  # PyYAML's int()/date(): 5000 digits, a date like 2001-13-45
+        except (ValueError, OverflowError) as exc:  # int()/date()/chr(): 5000 digits, 2001-13-45, "\U99999999"
             raise BadInput(f"{path}: a value cannot be read ({str(exc).split(';')[0]}).",
-                           "Write numbers with a few digits and dates as real dates (or quote the value).") from exc
+                           "Write numbers with a few digits, dates as real dates and \\U escapes as real code points (or quote the value).") from exc
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f"line {mark.line + 1}" if mark else "somewhere"

@@ -150,4 +150,6 @@ test_pipeline_file, test_pipeline_file_slow = tiers(
         b"model: m.keras\nbuilds: [{to: tflite}]\nbudgets: {latency_p90_ms: {[a]: 1}}\n",
         b"model: \xff\xfe\nbuilds: [{to: tflite}]\n",  # not UTF-8
         b"model: 2001-13-45\nbuilds: [{to: tflite}]\n",  # PyYAML's date(): ValueError
+        b'model: "\\U99999999"\nbuilds: [{to: tflite}]\n',  # PyYAML's chr(): OverflowError (found by the slow tier)
+        b'model: "\\U0011FFFF"\nbuilds: [{to: tflite}]\n',  # past the last code point: chr()'s ValueError
     ])
