@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from tests.fuzz._fuzz import mutated_text, outcome, tiers
 
 paramiko = pytest.importorskip("paramiko")
-from targets import ssh_config  # noqa: E402
+from edgekit.targets import ssh_config  # noqa: E402
 
 CONFIG = """\
 Host *
