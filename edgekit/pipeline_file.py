@@ -25,6 +25,7 @@ from pathlib import Path
 
 from .errors import BadInput
 from .limits import LIMITS, limit
+from .pipeline_yaml import Located
 
 BUDGETS = {
     "size_mb": "artifact size in MB (10^6 bytes), at most",
@@ -105,106 +106,13 @@ class Pipeline:
         return self.path.parent
 
 
-class _Located:
-    """Values from the YAML file with the line of each key, for errors that point at it."""
-
-    def __init__(self, path: Path):
-        import yaml
-
-        from .limits import regular_file
-
-        self.path = path
-        regular_file(path, "The pipeline file", "max_pipeline_bytes",
-                     "Pass the edgekit.yaml itself (a few lines; see the README's pipeline section).")
-        try:
-            text = path.read_text()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise BadInput(f"Cannot read the pipeline file {path}: {getattr(exc, 'strerror', None) or exc}.",
-                           "Check the path; the file must be UTF-8 text.") from exc
-        try:
-            self.node = yaml.compose(text, Loader=yaml.SafeLoader)
-            _check_graph(path, self.node)  # before anything walks it: aliases can loop or multiply
-            self.data = yaml.safe_load(text)
-        except RecursionError:  # PyYAML composes nested collections recursively
-            raise BadInput(f"{path}: nested too deeply to read.", "Flatten the file (a few levels are enough).") from None
-        except (ValueError, OverflowError) as exc:  # int()/date()/chr(): 5000 digits, 2001-13-45, "\U99999999"
-            raise BadInput(f"{path}: a value cannot be read ({str(exc).split(';')[0]}).",
-                           "Write numbers with a few digits, dates as real dates and \\U escapes as real code points (or quote the value).") from exc
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f"line {mark.line + 1}" if mark else "somewhere"
-            raise BadInput(f"{path}: {where}: not valid YAML ({getattr(exc, 'problem', exc)}).",
-                           "Fix the syntax (indentation, colons, brackets).") from exc
-        self.lines: dict[tuple, int] = {}
-        if self.node is not None:
-            self._index(self.node, ())
-
-    def _index(self, node, at: tuple):
-        """Record the line of every key path under NODE (bounded by _check_graph)."""
-        import yaml
-
-        self.lines.setdefault(at, node.start_mark.line + 1)
-        if isinstance(node, yaml.MappingNode):
-            for k, v in node.value:
-                self.lines[at + (k.value,)] = k.start_mark.line + 1
-                self._index(v, at + (k.value,))
-        elif isinstance(node, yaml.SequenceNode):
-            for i, v in enumerate(node.value):
-                self._index(v, at + (i,))
-
-    def error(self, at: tuple, message: str, hint: str) -> BadInput:
-        line = self.lines.get(at) or self.lines.get(at[:-1]) or 1
-        key = ".".join(str(p) for p in at) or "(top level)"
-        return BadInput(f"{self.path}:{line}: {key}: {message}", hint)
-
-
-def _check_graph(path: Path, root) -> None:
-    """Refuse a YAML node graph that loops (an alias inside its own anchor: `a: &a [*a]`) or
-    whose aliases expand past the `max_yaml_nodes` limit (a "billion laughs" file: a few lines
-    that PyYAML's safe loader accepts, since it shares aliased nodes, but that any walk over the
-    values multiplies). Counts expanded nodes without expanding (memoized per node).
-    Raises BadInput (exit 2) naming the line of the alias and the limit."""
-    import yaml
-
-    from .limits import LIMITS, limit
-
-    bound, sizes, active = limit("max_yaml_nodes"), {}, set()
-
-    def size(node) -> int:
-        if id(node) in sizes:
-            return sizes[id(node)]
-        if id(node) in active:
-            raise BadInput(f"{path}:{node.start_mark.line + 1}: an alias refers to the node that contains it "
-                           "(a loop); edgekit cannot use a self-referring value.",
-                           "Replace the alias (*name) by the values it stands for.")
-        active.add(id(node))
-        children = []
-        if isinstance(node, yaml.MappingNode):
-            children = [c for kv in node.value for c in kv]
-        elif isinstance(node, yaml.SequenceNode):
-            children = node.value
-        n = 1
-        for c in children:
-            n += size(c)
-            if n > bound:
-                raise BadInput(f"{path}: its aliases expand to over {bound:,} values, edgekit's limit "
-                               f"({LIMITS['max_yaml_nodes'][1]}).", "Write the values out instead of nesting aliases.")
-        active.discard(id(node))
-        sizes[id(node)] = n
-        return n
-
-    if root is not None:
-        try:
-            size(root)
-        except RecursionError:
-            raise BadInput(f"{path}: nested too deeply to read.", "Flatten the file (a few levels are enough).") from None
-
-
 def load(path: str | Path) -> Pipeline:
     """Read and check the pipeline file PATH (or PATH/edgekit.yaml for a folder).
 
-    Values are checked against the registries (formats, recipes, targets, BUDGETS). Raises
-    BadInput (exit 2) naming the file, line and key of the first mistake, with a hint.
+    Values are checked against the registries (formats, recipes, targets, BUDGETS), all of them
+    before anything is built. Raises BadInput (exit 2) naming the file, line and key of each
+    mistake with a hint: one mistake as one error, several as one error listing them all in file
+    order. A file that cannot be read as YAML stops at that (nothing after it is readable).
     """
     path = Path(path)
     if path.is_dir():
@@ -215,67 +123,85 @@ def load(path: str | Path) -> Pipeline:
     if not path.is_file():
         raise BadInput(f"The pipeline file {path} does not exist.",
                        "Create edgekit.yaml (see the README's pipeline section) or pass its path.")
-    src = _Located(path)
+    src = Located(path)
     d = src.data
     if not isinstance(d, dict):
         raise src.error((), "the file must be a mapping of keys (model:, builds:, ...).", "See the README example.")
     _unknown(src, d, TOP_KEYS, ())
+    model = None
     if "model" not in d:
-        raise src.error((), "no `model:` key.", "Name the model to build: model: models/net.keras")
-    model = _str(src, d, "model", ())
-    if ":" not in model or (path.parent / model).exists():
-        model = str((path.parent / model))
-    else:  # file.py:factory relative to the pipeline file
-        target, _, func = model.rpartition(":")
-        if target.endswith(".py"):
-            model = f"{path.parent / target}:{func}"
+        src.note((), "no `model:` key.", "Name the model to build: model: models/net.keras")
+    else:
+        model = src.attempt(_str, src, d, "model", ())
+    if model is not None:
+        model = _model_path(path, model)
     rel = lambda v: None if v is None else v if v == "random" else str(path.parent / v)
-    shapes = _shapes(src, d.get("input_shapes"), ("input_shapes",))
+    shapes = src.attempt(_shapes, src, d.get("input_shapes"), ("input_shapes",), default={})
     targets = d.get("targets", ["host"])
     if not isinstance(targets, list) or not targets or not all(isinstance(t, str) for t in targets):
-        raise src.error(("targets",), "must be a list of target strings.", "targets: [host, ssh://pi@raspberrypi]")
+        src.note(("targets",), "must be a list of target strings.", "targets: [host, ssh://pi@raspberrypi]")
+        targets = [t for t in targets if isinstance(t, str)] if isinstance(targets, list) else []
     _check_targets(src, targets)
     budgets = _budgets(src, d.get("budgets", {}), ("budgets",), targets)
-    builds = _builds(src, d.get("builds"), targets, rel)
+    builds = src.attempt(_builds, src, d.get("builds"), targets, rel, default=[])
     names = [b.name for b in builds]
     dup = {n for n in names if names.count(n) > 1}
     if dup:
-        raise src.error(("builds",), f"build names must be unique; repeated: {', '.join(sorted(dup))}.",
-                        "Give each build its own name:")
+        src.note(("builds",), f"build names must be unique; repeated: {', '.join(sorted(dup))}.",
+                 "Give each build its own name:")
     for key in ("runs", "warmup", "threads", "samples"):
-        if key in d and (not isinstance(d[key], int) or isinstance(d[key], bool) or d[key] < (0 if key == "warmup" else 1)):
-            raise src.error((key,), f"must be a positive whole number, not {d[key]!r}.", f"{key}: 10")
-        if key in ("runs", "warmup") and key in d and d[key] > limit(f"max_{key}"):
-            raise src.error((key,), f"{d[key]:,} exceeds edgekit's limit of {limit(f'max_{key}'):,} "
-                            f"({LIMITS[f'max_{key}'][1]}).", f"{key}: 50")
+        src.attempt(_count, src, d, key)
+    paths = {k: rel(src.attempt(_opt_str, src, d, k, ())) for k in ("data", "calibration", "weights")}
+    src.finish()
     return Pipeline(
-        path=path.resolve(), model=model, builds=builds, targets=targets, budgets=budgets,
-        data=rel(_opt_str(src, d, "data", ())), calibration=rel(_opt_str(src, d, "calibration", ())),
-        weights=rel(_opt_str(src, d, "weights", ())), input_shapes=shapes,
+        path=path.resolve(), model=model, builds=builds, targets=targets, budgets=budgets, input_shapes=shapes,
         runs=d.get("runs", 50), warmup=d.get("warmup", 5), threads=d.get("threads", 1), samples=d.get("samples"),
+        **paths,
     )
+
+
+def _model_path(path: Path, model: str) -> str:
+    """MODEL resolved against the pipeline file's folder (a file, or file.py:factory)."""
+    if ":" not in model or (path.parent / model).exists():
+        return str(path.parent / model)
+    target, _, func = model.rpartition(":")  # file.py:factory relative to the pipeline file
+    return f"{path.parent / target}:{func}" if target.endswith(".py") else model
+
+
+def _count(src, d, key) -> None:
+    """runs/warmup/threads/samples: a whole number ≥ 1 (warmup ≥ 0), runs and warmup within limits."""
+    if key not in d:
+        return
+    v = d[key]
+    if not isinstance(v, int) or isinstance(v, bool) or v < (0 if key == "warmup" else 1):
+        raise src.error((key,), f"must be a positive whole number, not {v!r}.", f"{key}: 10")
+    if key in ("runs", "warmup") and v > limit(f"max_{key}"):
+        raise src.error((key,), f"{v:,} exceeds edgekit's limit of {limit(f'max_{key}'):,} "
+                        f"({LIMITS[f'max_{key}'][1]}).", f"{key}: 50")
 
 
 def _check_targets(src, targets: list[str]) -> None:
     """Every target string must be of a registered kind (edgekit.targets.TARGETS) or a named
-    target (the user's targets.toml); raises BadInput (exit 2) naming the line otherwise."""
+    target (the user's targets.toml); records a located problem for each one that is not."""
     from edgekit import targets as registry
 
     for i, t in enumerate(targets):
         try:
             registry.resolve(t)
         except BadInput as exc:  # "Unknown target ..." → "unknown target ...", or a broken targets.toml
-            raise src.error(("targets", i), exc.message[:1].lower() + exc.message[1:], exc.hint) from None
+            src.note(("targets", i), exc.message[:1].lower() + exc.message[1:], exc.hint)
 
 
-def _unknown(src, d: dict, allowed: set, at: tuple):
-    for k in d:
-        if k not in allowed:
-            import difflib
+def _unknown(src, d: dict, allowed: set, at: tuple) -> bool:
+    """Record every key of D not in ALLOWED (with the closest known key); True if there was one."""
+    import difflib
 
-            close = difflib.get_close_matches(str(k), sorted(allowed), n=1)
-            raise src.error(at + (k,), f"unknown key {k!r}.",
-                            (f"Did you mean {close[0]!r}? " if close else "") + "Known keys: " + ", ".join(sorted(allowed)))
+    bad = [k for k in d if k not in allowed]
+    for k in bad:
+        close = difflib.get_close_matches(str(k), sorted(allowed), n=1)
+        src.note(at + (k,), f"unknown key {k!r}.",
+                 (f"Did you mean {close[0]!r}? " if close else "") + "Known keys: " + ", ".join(sorted(allowed)))
+    return bool(bad)
 
 
 def _str(src, d, key, at):
@@ -301,29 +227,40 @@ def _shapes(src, v, at) -> dict:
         try:
             out[str(name)] = parse_shape(str(dims))[1]
         except BadInput as exc:
-            raise src.error(at + (name,), exc.message, exc.hint) from None
+            src.note(at + (name,), exc.message, exc.hint)
         except ValueError:  # a dimension over Python's 4300-digit limit of int()
-            raise src.error(at + (name,), f"{str(dims)[:40]}... has a dimension too long to be a number.",
-                            "input_shapes: {image: 1x224x224x3}") from None
+            src.note(at + (name,), f"{str(dims)[:40]}... has a dimension too long to be a number.",
+                     "input_shapes: {image: 1x224x224x3}")
     return out
 
 
 def _budgets(src, v, at, targets) -> dict:
+    """The budgets mapping V at AT, every bad entry recorded (and left out of the result)."""
     if not isinstance(v, dict):
-        raise src.error(at, "must be a mapping of budget names to limits.", "budgets: {size_mb: 5, latency_p90_ms: 20}")
+        src.note(at, "must be a mapping of budget names to limits.", "budgets: {size_mb: 5, latency_p90_ms: 20}")
+        return {}
     _unknown(src, v, set(BUDGETS), at)
+    out = {}
     for k, limit in v.items():
+        if k not in BUDGETS:
+            continue
         if k == "latency_p90_ms" and isinstance(limit, dict):
+            good = True
             for t, ms in limit.items():
                 if t not in targets:
-                    raise src.error(at + (k, t), f"a budget for target {t!r}, which is not in targets ({', '.join(targets)}).",
-                                    "Add the target to `targets:` or remove this budget.")
-                if not _number(ms):
-                    raise src.error(at + (k, t), f"must be a number, not {ms!r}.", f"{t}: 20")
-            continue
-        if not _number(limit):
-            raise src.error(at + (k,), f"must be a number, not {type(limit).__name__} {limit!r}.", f"{k}: {BUDGETS[k]}")
-    return dict(v)
+                    good = False
+                    src.note(at + (k, t), f"a budget for target {t!r}, which is not in targets ({', '.join(targets)}).",
+                             "Add the target to `targets:` or remove this budget.")
+                elif not _number(ms):
+                    good = False
+                    src.note(at + (k, t), f"must be a number, not {ms!r}.", f"{t}: 20")
+            if good:
+                out[k] = limit
+        elif not _number(limit):
+            src.note(at + (k,), f"must be a number, not {type(limit).__name__} {limit!r}.", f"{k}: {BUDGETS[k]}")
+        else:
+            out[k] = limit
+    return out
 
 
 def _number(x) -> bool:
@@ -331,34 +268,13 @@ def _number(x) -> bool:
 
 
 def _builds(src, v, targets, rel) -> list[BuildSpec]:
-    from edgekit import converters, quantization
-
+    """The builds at `builds:` (a list, or a matrix expanded in order), each checked on its own;
+    raises a located BadInput when the list or matrix itself is unusable."""
     at = ("builds",)
     if v is None:
         raise src.error((), "no `builds:`.", "builds:\n  - {name: fp32, to: tflite}")
     if isinstance(v, dict):
-        _unknown(src, v, {"matrix", "budgets"}, at)
-        m = v.get("matrix")
-        if not isinstance(m, dict) or not m:
-            raise src.error(at + ("matrix",), "must map option names to lists of values.",
-                            "builds: {matrix: {to: [tflite, executorch], quantize: [none, int8]}}")
-        _unknown(src, m, BUILD_KEYS - {"name", "budgets"}, at + ("matrix",))
-        keys = list(m)
-        values = [m[k] if isinstance(m[k], list) else [m[k]] for k in keys]
-        count = math.prod(len(x) for x in values)
-        if count > limit("max_builds") or not count:
-            raise src.error(at + ("matrix",), f"expands to {count:,} builds; edgekit's limit is "
-                            f"{limit('max_builds'):,} per pipeline file ({LIMITS['max_builds'][1]})." if count else
-                            "a list in the matrix is empty, so it expands to no build.",
-                            "Shorten the lists, or split the matrix into several pipeline files." if count else
-                            "Give every matrix key at least one value: {matrix: {to: [tflite]}}.")
-        items = []
-        for combo in itertools.product(*values):
-            opts = dict(zip(keys, combo))
-            opts["name"] = "-".join(str(c) for c in combo)
-            if "budgets" in v:
-                opts["budgets"] = v["budgets"]
-            items.append((opts, at + ("matrix",)))
+        items = _matrix(src, v, at)
     elif isinstance(v, list) and v:
         if len(v) > limit("max_builds"):
             raise src.error(at, f"lists {len(v):,} builds; edgekit's limit is {limit('max_builds'):,} per pipeline "
@@ -368,33 +284,74 @@ def _builds(src, v, targets, rel) -> list[BuildSpec]:
         raise src.error(at, "must be a non-empty list of builds or a {matrix: ...}.", "builds:\n  - {name: fp32, to: tflite}")
     out = []
     for b, where in items:
-        if not isinstance(b, dict):
-            raise src.error(where, "each build is a mapping.", "- {name: int8, to: tflite, quantize: int8}")
-        _unknown(src, b, BUILD_KEYS, where)
-        to = b.get("to", "tflite")
-        if not isinstance(to, str) or to not in converters.formats():
-            raise src.error(where + ("to",), f"unknown target format {to!r}.", "to: " + " | ".join(converters.formats()))
-        q = b.get("quantize", "none")
-        if not isinstance(q, str) or q not in quantization.RECIPES:  # a list is unhashable: TypeError
-            raise src.error(where + ("quantize",), f"unknown quantization {q!r}.",
-                            "quantize: " + " | ".join(quantization.RECIPES))
-        name = b.get("name") or f"{to}-{q}"
-        if not isinstance(name, str) or not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
-            raise src.error(where + ("name",), f"{name!r} is not a usable name (it becomes a folder).",
-                            "Use letters, digits, '-', '_' and '.'.")
-        for flag in ("allow_tf_ops", "channels_last_io", "allow_float_fallback"):
-            if flag in b and not isinstance(b[flag], bool):
-                raise src.error(where + (flag,), f"must be true or false, not {b[flag]!r}.", f"{flag}: true")
-        for bar in ("max_accuracy_drop", "min_top1_agreement", "min_psnr"):
-            if bar in b and (isinstance(b[bar], bool) or not isinstance(b[bar], (int, float))):
-                raise src.error(where + (bar,), f"must be a number, not {b[bar]!r}.", f"{bar}: 1")
-        out.append(BuildSpec(
-            name=name, to=to, quantize=q, io_dtype=str(b.get("io_dtype", "float32")),
-            input_shapes=_shapes(src, b.get("input_shapes"), where + ("input_shapes",)),
-            calibration=rel(_opt_str(src, b, "calibration", where)), allow_tf_ops=b.get("allow_tf_ops", False),
-            channels_last_io=b.get("channels_last_io", False),
-            allow_float_fallback=b.get("allow_float_fallback", False), max_accuracy_drop=b.get("max_accuracy_drop"),
-            min_top1_agreement=b.get("min_top1_agreement"), min_psnr=b.get("min_psnr"),
-            budgets=_budgets(src, b.get("budgets", {}), where + ("budgets",), targets),
-        ))
+        spec = _build(src, b, where, targets, rel)
+        if spec is not None:
+            out.append(spec)
     return out
+
+
+def _matrix(src, v: dict, at: tuple) -> list[tuple[dict, tuple]]:
+    """The (build options, key path) of each combination of a `{matrix: {...}, budgets: ...}`."""
+    _unknown(src, v, {"matrix", "budgets"}, at)
+    m = v.get("matrix")
+    if not isinstance(m, dict) or not m:
+        raise src.error(at + ("matrix",), "must map option names to lists of values.",
+                        "builds: {matrix: {to: [tflite, executorch], quantize: [none, int8]}}")
+    allowed = BUILD_KEYS - {"name", "budgets"}
+    _unknown(src, m, allowed, at + ("matrix",))
+    keys = [k for k in m if k in allowed]
+    values = [m[k] if isinstance(m[k], list) else [m[k]] for k in keys]
+    count = math.prod(len(x) for x in values)
+    if count > limit("max_builds") or not count:
+        raise src.error(at + ("matrix",), f"expands to {count:,} builds; edgekit's limit is "
+                        f"{limit('max_builds'):,} per pipeline file ({LIMITS['max_builds'][1]})." if count else
+                        "a list in the matrix is empty, so it expands to no build.",
+                        "Shorten the lists, or split the matrix into several pipeline files." if count else
+                        "Give every matrix key at least one value: {matrix: {to: [tflite]}}.")
+    items = []
+    for combo in itertools.product(*values):
+        opts = dict(zip(keys, combo))
+        opts["name"] = "-".join(str(c) for c in combo)
+        if "budgets" in v:
+            opts["budgets"] = v["budgets"]
+        items.append((opts, at + ("matrix",)))
+    return items
+
+
+def _build(src, b, where: tuple, targets, rel) -> BuildSpec | None:
+    """One build's options B at WHERE as a BuildSpec, or None after recording its problems."""
+    from edgekit import converters, quantization
+
+    if not isinstance(b, dict):
+        src.note(where, "each build is a mapping.", "- {name: int8, to: tflite, quantize: int8}")
+        return None
+    before = len(src.problems)
+    _unknown(src, b, BUILD_KEYS, where)
+    to = b.get("to", "tflite")
+    if not isinstance(to, str) or to not in converters.formats():
+        src.note(where + ("to",), f"unknown target format {to!r}.", "to: " + " | ".join(converters.formats()))
+    q = b.get("quantize", "none")
+    if not isinstance(q, str) or q not in quantization.RECIPES:  # a list is unhashable: TypeError
+        src.note(where + ("quantize",), f"unknown quantization {q!r}.", "quantize: " + " | ".join(quantization.RECIPES))
+    name = b.get("name") or f"{to}-{q}"
+    if not isinstance(name, str) or not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
+        src.note(where + ("name",), f"{name!r} is not a usable name (it becomes a folder).",
+                 "Use letters, digits, '-', '_' and '.'.")
+    for flag in ("allow_tf_ops", "channels_last_io", "allow_float_fallback"):
+        if flag in b and not isinstance(b[flag], bool):
+            src.note(where + (flag,), f"must be true or false, not {b[flag]!r}.", f"{flag}: true")
+    for bar in ("max_accuracy_drop", "min_top1_agreement", "min_psnr"):
+        if bar in b and not _number(b[bar]):
+            src.note(where + (bar,), f"must be a number, not {b[bar]!r}.", f"{bar}: 1")
+    shapes = src.attempt(_shapes, src, b.get("input_shapes"), where + ("input_shapes",), default={})
+    calibration = src.attempt(_opt_str, src, b, "calibration", where)
+    budgets = _budgets(src, b.get("budgets", {}), where + ("budgets",), targets)
+    if len(src.problems) > before:
+        return None
+    return BuildSpec(
+        name=name, to=to, quantize=q, io_dtype=str(b.get("io_dtype", "float32")), input_shapes=shapes,
+        calibration=rel(calibration), allow_tf_ops=b.get("allow_tf_ops", False),
+        channels_last_io=b.get("channels_last_io", False), allow_float_fallback=b.get("allow_float_fallback", False),
+        max_accuracy_drop=b.get("max_accuracy_drop"), min_top1_agreement=b.get("min_top1_agreement"),
+        min_psnr=b.get("min_psnr"), budgets=budgets,
+    )

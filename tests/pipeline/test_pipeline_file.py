@@ -73,3 +73,55 @@ def test_mistakes_name_line_and_key(tmp_path, text, where, words):
 def test_missing_file(tmp_path):
     with pytest.raises(BadInput, match="does not exist"):
         load(tmp_path / "nope.yaml")
+
+
+SEVERAL = """\
+model: m.keras
+runs: -3
+builds:
+  - {name: a, to: coreml}
+  - {name: b, quantize: int9, allow_tf_ops: 'yes'}
+  - {name: c}
+targets: [host, bogus://x]
+budgets:
+  size_mb: five
+  latency_p90ms: 20
+"""
+
+
+def test_every_mistake_at_once_in_file_order(tmp_path):
+    """Five independent mistakes: one error lists them all, ordered by line, each with its hint
+    (a user fixes the file in one pass instead of one rerun per mistake)."""
+    with pytest.raises(BadInput) as e:
+        load(write(tmp_path, SEVERAL))
+    text = e.value.message
+    assert "7 problems, in file order" in text, text
+    where = [":2: runs", ":4: builds.0.to", ":5: builds.1.quantize", ":5: builds.1.allow_tf_ops",
+             ":7: targets.1", ":9: budgets.size_mb", ":10: budgets.latency_p90ms"]
+    positions = [text.find(w) for w in where]
+    assert all(p > 0 for p in positions) and positions == sorted(positions), text
+    assert "Did you mean 'latency_p90_ms'" in text and "to: tflite |" in text  # each problem keeps its hint
+    assert "builds.2" not in text  # the good build is not blamed
+
+
+def test_a_bad_matrix_value_is_said_once(tmp_path):
+    with pytest.raises(BadInput) as e:
+        load(write(tmp_path, "model: m.keras\nbuilds: {matrix: {to: [tflite, executorch], quantize: [none, int9]}}\n"))
+    assert e.value.message.count("int9") == 1, e.value.message
+
+
+def test_many_mistakes_are_capped(tmp_path):
+    keys = "".join(f"key{i}: 1\n" for i in range(40))
+    with pytest.raises(BadInput) as e:
+        load(write(tmp_path, "model: m.keras\nbuilds: [{to: tflite}]\n" + keys))
+    assert "40 problems" in e.value.message and "... and 15 more after line 27" in e.value.message
+
+
+def test_cli_lists_every_mistake(tmp_path):
+    from tests.conftest import run_cli
+
+    r = run_cli("run", write(tmp_path, SEVERAL), "--json", "-o", tmp_path / "out")
+    assert r.exit_code == 2 and "Traceback" not in r.stderr, r
+    error = r.json()["error"]
+    assert error["exit_code"] == 2 and "7 problems" in error["message"] and "budgets.latency_p90ms" in error["message"]
+    assert not (tmp_path / "out").exists()  # checked before anything is built or written
