@@ -65,9 +65,9 @@ def _set_global(ctx, param, value):
     if value:
         setattr(STATE, param.name, True)
         if param.name == "debug":  # the root quietened the frameworks before it saw this flag
-            from .native_log import _QuietImporter
+            from .native_log import loud_framework_logs
 
-            sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, _QuietImporter)]
+            loud_framework_logs()
     return value
 
 

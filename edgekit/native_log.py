@@ -55,6 +55,10 @@ class _QuietLoader:
         return getattr(self.loader, name)
 
 
+QUIET_ENV = ("TF_CPP_MIN_LOG_LEVEL", "ABSL_MIN_LOG_LEVEL", "GLOG_minloglevel")  # 2 = errors only
+_SET_BY_US: set[str] = set()
+
+
 def quiet_framework_logs() -> None:
     """Keep the frameworks' start-up chatter off the terminal (everything but --debug): TensorFlow's
     C++ log levels through the environment (inherited by child processes), the native lines
@@ -66,11 +70,27 @@ def quiet_framework_logs() -> None:
     if not any(isinstance(f, _QuietImporter) for f in sys.meta_path):
         sys.meta_path.insert(0, _QuietImporter())
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "2")
-    os.environ.setdefault("GLOG_minloglevel", "2")
+    for var in QUIET_ENV:
+        if var not in os.environ:  # a level the user set stays theirs
+            os.environ[var] = "2"
+            _SET_BY_US.add(var)
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def loud_framework_logs() -> None:
+    """Undo `quiet_framework_logs` (for a --debug seen after the subcommand, once the root had
+    quietened the frameworks): the import capture goes, the log-level variables edgekit set are
+    removed (read by TensorFlow when it is first imported, which comes later), loggers back to
+    their default level."""
+    import logging
+
+    sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, _QuietImporter)]
+    for var in _SET_BY_US:
+        os.environ.pop(var, None)
+    _SET_BY_US.clear()
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.NOTSET)
 
 
 class NativeLog:

@@ -46,3 +46,19 @@ def test_a_failed_framework_import_keeps_its_diagnostics(tmp_path):
                                                     "raise ImportError('libfoo.so missing')\n")
     p = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True)
     assert p.returncode == 1 and "native: cannot load libfoo.so" in p.stderr and "libfoo.so missing" in p.stderr
+
+
+def test_debug_after_the_subcommand_shows_framework_logs_as_before_it(keras_digits, digits_files, tmp_path):
+    """`edgekit validate ... --debug` is `edgekit --debug validate ...`: the root quietened
+    TensorFlow (log-level variables, import capture) before it saw the flag, which undoes that."""
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "ABSL_MIN_LOG_LEVEL")}
+    tflite = tmp_path / "d.tflite"
+    args = ["convert", keras_digits["keras"], "-o", tflite, "--samples", "4", "--data", digits_files / "test.npz"]
+    assert subprocess.run([*edgekit_cmd(), "-q", *map(str, args)], env=env, cwd=tmp_path).returncode == 0
+    check = ["validate", keras_digits["keras"], tflite, "--data", digits_files / "test.npz", "--samples", "4"]
+    noise = {}
+    for where, argv in (("before", ["--debug", *check]), ("after", [*check, "--debug"]), ("none", check)):
+        p = subprocess.run([*edgekit_cmd(), *map(str, argv)], capture_output=True, text=True, env=env, cwd=tmp_path)
+        assert p.returncode == 0, p.stderr
+        noise[where] = [n for n in NOISE if n in p.stderr]
+    assert noise["before"] and noise["after"] == noise["before"] and not noise["none"], noise
