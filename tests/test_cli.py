@@ -169,3 +169,22 @@ def test_pytorch_input_shape_with_an_unknown_name_lists_the_inputs(cli, tmp_path
         assert f"--input-shape names {typo!r}" in r.stderr and "takes: image, mask" in r.stderr, r.stderr
         assert "--input-shape image=DIMS --input-shape mask=DIMS" in r.stderr
     assert not (tmp_path / "n.ptl").exists()
+
+
+def test_emulator_create_shows_its_stages_as_every_command_does(cli, monkeypatch):
+    """`emulator create` logged through rich's Console.log: a clock, 160-column padding and
+    `qemu.py:127` at the end of each line in a CI log. Its stages are plain `[  1.2s] step` lines."""
+    import re
+
+    from edgekit.errors import TargetUnreachable
+    from edgekit.targets import qemu
+
+    def create(kind, dest, runtimes, force, log):
+        log("Unpacking arm64 Debian bookworm")
+        raise TargetUnreachable("mmdebstrap could not build the arm64 root filesystem.", "Check the mirror.")
+
+    monkeypatch.setattr(qemu, "create", create)
+    r = cli("emulator", "create", "rpi")
+    assert r.exit_code == 4, r
+    assert re.search(r"^\[\s*\d+\.\ds\] Unpacking arm64 Debian bookworm$", r.stderr, re.M), r.stderr
+    assert ".py:" not in r.stderr and "  " * 20 not in r.stderr, r.stderr

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from .options import json_option
-from .output import show
+from .output import log_to, progress, show
 
 
 @click.group("emulator")
@@ -29,5 +29,11 @@ def emulator_create_command(kind, dest, no_executorch, force, as_json):
     from edgekit.targets import qemu
 
     runtimes = ("litert",) if no_executorch else ("litert", "executorch")
-    show(as_json, lambda con: qemu.create(kind, dest, runtimes=runtimes, force=force, log=con.log),
-         lambda con, result: print_emulator(con, result, kind, dest), status="building the emulated board")
+
+    def work(con):
+        # the stages as every command shows them (live on a terminal, `[  1.2s] step` lines in a
+        # CI log), not rich's Console.log with its clock, padding and source location
+        with progress(con):
+            return qemu.create(kind, dest, runtimes=runtimes, force=force, log=log_to(con))
+
+    show(as_json, work, lambda con, result: print_emulator(con, result, kind, dest))
