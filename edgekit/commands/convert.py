@@ -49,7 +49,7 @@ def convert_command(model, to, quantize, calibration, data, io_dtype, input_shap
     \b
     Examples:
       edgekit convert digits.keras --quantize int8 --calibration calib.npz
-      edgekit convert fcn.h5 --input-shape input=1x40x256x1 --quantize dynamic-int8
+      edgekit convert tempo.h5 --input-shape input_1=1x40x256x1 --quantize dynamic-int8
       edgekit convert digits.keras --quantize int8 --calibration calib.npz --data test.npz --max-accuracy-drop 1
     """
     from edgekit.build import convert, raise_for_parity
