@@ -203,7 +203,7 @@ def from_object(obj, origin: str, input_shapes: dict, weights: str | None = None
         from . import torch as torch_src
 
         if torch_src.is_torch_object(obj):
-            return torch_src.from_object(obj, origin, input_shapes, weights=weights)
+            return _one_batch_axis(torch_src.from_object(obj, origin, input_shapes, weights=weights))
     raise BadInput(
         f"{origin} returned a {type(obj).__name__}, which is not a model edgekit can convert.",
         "Return a keras.Model, a torch.nn.Module, or a tuple (module, example_inputs).",
@@ -218,7 +218,24 @@ def _is_keras_model(obj) -> bool:
     return isinstance(model_cls, type) and isinstance(obj, model_cls)
 
 
+def _one_batch_axis(model: SourceModel) -> SourceModel:
+    """MODEL, once its inputs agree on their first dimension: edgekit stacks samples on the first
+    axis of every input (the batch), so inputs whose first dimensions differ (a sequence-first
+    nn.MultiheadAttention: query 6x1x16, key 5x1x16) cannot be fed one sample at a time.
+    Raises BadInput (exit 2) naming them, rather than failing later on the data."""
+    firsts = {s.name: s.shape[0] for s in model.inputs if len(s.shape) and isinstance(s.shape[0], int)}
+    if len(set(firsts.values())) > 1:
+        said = ", ".join(s.describe() for s in model.inputs if s.name in firsts)
+        raise BadInput(
+            f"The inputs of {model.origin} differ in their first dimension ({said}); edgekit takes the first "
+            "axis of every input as the batch, on which samples are stacked.",
+            "Give every input the batch first with one size (nn.MultiheadAttention(..., batch_first=True), "
+            "or a wrapper whose forward transposes), or fix it with --input-shape.")
+    return model
+
+
 def _stamp(model: SourceModel, path) -> SourceModel:
+    _one_batch_axis(model)
     if path is not None and Path(path).exists():
         model.sha256 = file_sha256(path)
         model.size_bytes = path_size(path)
