@@ -270,10 +270,16 @@ def check_calibration_finite(source, calib, chunk: int = 32) -> None:
     Raises BadInput (exit 2) naming the first offending samples and outputs."""
     import numpy as np
 
+    from .data import random_rejected
+
     bad: dict[str, list[int]] = {}
     for start in range(0, len(calib), chunk):
         batch = {k: v[start : start + chunk] for k, v in calib.inputs.items()}
-        for name, out in source.reference(batch).items():
+        try:
+            outs = source.reference(batch)
+        except DataRejected as exc:
+            raise random_rejected(exc, calib) from exc
+        for name, out in outs.items():
             out = np.asarray(out)
             if out.dtype.kind != "f" or out.ndim == 0:
                 continue

@@ -72,6 +72,22 @@ def random_samples(specs: list[TensorSpec], n: int = 16, seed: int = 0) -> Sampl
     return Samples(inputs, None, True, "random")
 
 
+def random_rejected(exc: Exception, samples: Samples) -> Exception:
+    """EXC (the DataRejected of a reference model failing on SAMPLES), restated when SAMPLES are
+    edgekit's random ones: no data was given, so "fix the --data values" would mislead; random
+    integers in [-128, 127] are rarely valid token ids or class indices. EXC itself otherwise."""
+    if not getattr(samples, "is_random", False):
+        return exc
+    from .errors import DataRejected
+
+    ints = [k for k, v in samples.inputs.items() if v.dtype.kind in "iu"]
+    why = (f"; {', '.join(ints)} got random integers in [-128, 127], which a model taking token ids or class "
+           "indices rejects" if ints else "")
+    return DataRejected(f"{exc.message.rstrip('.')}. No data was given: these were edgekit's random samples{why}.",
+                        "Pass real samples with --data (and --calibration for int8): a .npz with one array per "
+                        "input name, ids within the model's range.")
+
+
 def load_samples(
     data,
     specs: list[TensorSpec],

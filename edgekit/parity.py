@@ -119,6 +119,19 @@ def _same_elements(a: tuple, b: tuple) -> bool:
 
 def check(reference, session: Session, samples, precision: str = "fp32", overrides: dict | None = None,
           progress=None, output_map: dict | None = None) -> ParityResult:
+    """`_check` (below), with a reference that fails on edgekit's own random samples said to be
+    that (`edgekit.data.random_rejected`), not the user's data."""
+    from .data import random_rejected
+    from .errors import DataRejected
+
+    try:
+        return _check(reference, session, samples, precision, overrides, progress, output_map)
+    except DataRejected as exc:
+        raise random_rejected(exc, samples) from exc
+
+
+def _check(reference, session: Session, samples, precision: str = "fp32", overrides: dict | None = None,
+           progress=None, output_map: dict | None = None) -> ParityResult:
     """Run both on `samples`, fed as the model declares its batch, and judge by the preset for
     `precision` (with overrides).
 

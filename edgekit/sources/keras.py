@@ -91,10 +91,8 @@ def from_keras_model(model, origin: str, input_shapes: dict) -> SourceModel:
         model_inputs = list(model.inputs)
     in_struct = getattr(model, "_inputs_struct", None)
     in_keys = list(in_struct) if isinstance(in_struct, dict) else None  # dict inputs: fed by key
-    raw = [
-        TensorSpec(in_keys[i] if in_keys else _input_name(t, i), tuple(t.shape), np.dtype(str(t.dtype)).name)
-        for i, t in enumerate(in_struct.values() if in_keys else model_inputs)
-    ]
+    raw = [_numeric_spec(in_keys[i] if in_keys else _input_name(t, i), tuple(t.shape), str(t.dtype), origin)
+           for i, t in enumerate(in_struct.values() if in_keys else model_inputs)]
     specs = resolve_shapes(raw, input_shapes, what="Keras model")
     out_struct = getattr(model, "_outputs_struct", None)
     out_keys = list(out_struct) if isinstance(out_struct, dict) else None  # dict outputs: named by key
@@ -192,6 +190,18 @@ def _functional_twin(model, origin: str, input_shapes: dict):
     inputs = [keras.Input(batch_shape=shape, name=name) for name, shape in zip(params, shapes)]
     out = model(*inputs)
     return keras.Model(inputs if len(inputs) > 1 else inputs[0], out, name=f"{model.name}_functional")
+
+
+def _numeric_spec(name: str, shape: tuple, dtype: str, origin: str) -> TensorSpec:
+    """The spec of a Keras input, or BadInput (exit 2) for a dtype numpy has no number for (a
+    `string` input feeding StringLookup/TextVectorization): TFLite builtin ops take numbers."""
+    try:
+        return TensorSpec(name, shape, np.dtype(dtype).name)
+    except TypeError:
+        raise BadInput(f"Input {name!r} of the Keras model from {origin} takes {dtype} tensors; an on-device model "
+                       "takes numbers (TFLite's builtin ops have no string type).",
+                       "Do the string processing (StringLookup, TextVectorization) in the app, outside the model, "
+                       "and convert the model from the integer ids it produces.") from None
 
 
 def _input_name(t, i: int) -> str:

@@ -13,12 +13,13 @@ import numpy as np
 from tests.conftest import run_cli
 
 TORCH_HEAD = "import torch, torch.nn as nn\n"
+KERAS_HEAD = "import keras\nfrom keras import layers\n"
 
 
-def factory(tmp_path, body: str, name: str = "nets.py") -> str:
-    """Write BODY (after `import torch, torch.nn as nn`) to TMP_PATH/NAME; returns its path."""
+def factory(tmp_path, body: str, name: str = "nets.py", head: str = TORCH_HEAD) -> str:
+    """Write BODY (after HEAD, `import torch, torch.nn as nn`) to TMP_PATH/NAME; returns its path."""
     p = tmp_path / name
-    p.write_text(TORCH_HEAD + textwrap.dedent(body))
+    p.write_text(head + textwrap.dedent(body))
     return str(p)
 
 
@@ -51,4 +52,51 @@ def test_sequence_first_attention_is_refused_by_name(tmp_path):
     line = one_error(r)
     assert "q 6x1x16" in line and "k 5x1x16" in line and "first dimension" in line, r
     assert "batch_first=True" in r.stderr, r
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["nets.py"], r
+
+
+def test_random_token_ids_are_not_blamed_on_the_users_data(tmp_path):
+    """A float + int64 token-id model with no --data: edgekit's random integers ([-128, 127])
+    break the Embedding. Before: "fix the --data/--calibration values", though none was given;
+    now the error says the samples were edgekit's random ones and asks for real ids (exit 2)."""
+    nets = factory(tmp_path, """
+        class TwoDtypes(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.emb = nn.Embedding(20, 8)
+                self.fc = nn.Linear(16, 3)
+
+            def forward(self, feats, ids):
+                return self.fc(torch.cat([feats, self.emb(ids).mean(1)], -1))
+
+        def build():
+            return TwoDtypes().eval(), (torch.randn(1, 8), torch.randint(0, 20, (1, 6)))
+    """)
+    r = run_cli("convert", nets + ":build", "--to", "executorch", "-o", tmp_path / "m.pte")
+    assert r.exit_code == 2, r
+    line = one_error(r)
+    assert "No data was given: these were edgekit's random samples; ids got random integers" in line, r
+    assert "Pass real samples with --data" in r.stderr and "fix the --data" not in r.stderr, r
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["nets.py"], r
+    np.savez(tmp_path / "d.npz", feats=np.random.default_rng(0).standard_normal((4, 8)).astype(np.float32),
+             ids=np.random.default_rng(0).integers(0, 20, (4, 6)))
+    r = run_cli("convert", nets + ":build", "--to", "executorch", "--data", tmp_path / "d.npz", "-o", tmp_path / "m.pte",
+                "--json")
+    assert r.exit_code == 0 and r.json()["parity"]["passed"], r
+
+
+def test_keras_string_input_is_refused_by_name(tmp_path):
+    """A Keras model taking a string input (StringLookup inside): numpy has no dtype 'string'.
+    Before: "edgekit hit an unexpected TypeError" (exit 1); now exit 2 naming the input and
+    saying to do the string processing in the app."""
+    nets = factory(tmp_path, """
+        def build():
+            s = keras.Input((1,), dtype="string", name="s")
+            x = layers.StringLookup(vocabulary=["a", "b", "c"], output_mode="one_hot")(s)
+            return keras.Model(s, layers.Dense(2)(x))
+    """, head=KERAS_HEAD)
+    r = run_cli("convert", nets + ":build", "-o", tmp_path / "m.tflite")
+    assert r.exit_code == 2, r
+    assert "Input 's' of the Keras model" in one_error(r) and "takes string tensors" in r.stderr, r
+    assert "StringLookup" in r.stderr, r
     assert sorted(p.name for p in tmp_path.iterdir()) == ["nets.py"], r
