@@ -73,7 +73,7 @@ def convert(source, recipe: QuantRecipe, dest: Path, options) -> Artifact:
                 else:
                     flatbuffer, found = converter.convert(), {}
         except Exception as exc:
-            raise _explain(f"{exc}\n{log.text}", options.allow_tf_ops) from exc
+            raise _explain(f"{exc}\n{log.text}", options.allow_tf_ops, source.inputs) from exc
     dest.write_bytes(flatbuffer)
     session = TFLiteSession(dest)  # the artifact's real I/O, as the runtime sees it
     summary = tflite_quant.summarize(dest)
@@ -124,8 +124,17 @@ def unsupported_ops(msg: str) -> tuple[list[str], list[str]]:
     return sorted(flex - neither), sorted(neither)
 
 
-def _explain(msg: str, allow_tf_ops: bool) -> Exception:
+def _explain(msg: str, allow_tf_ops: bool, inputs=()) -> Exception:
     flex, neither = unsupported_ops(msg)
+    uncalibrated = re.search(r"Max and min for dynamic tensors should be recorded.*?tensor (\S+?)(?::\d+)?\s*$", msg,
+                             flags=re.M)
+    ints = [s.name for s in inputs if s.dtype.startswith(("int", "uint")) and uncalibrated
+            and s.name in uncalibrated.group(1)]
+    if ints:  # int16x8 records no range for an integer input (token ids); full int8 takes them
+        return UnsupportedModel(
+            f"TFLite cannot quantize this model to int16x8: it records no range for the integer input "
+            f"{', '.join(ints)} ({first_error_line(msg)}).",
+            "Use --quantize int8 (integer inputs such as token ids stay integer), or dynamic-int8 or fp16.")
     if allow_tf_ops and neither:  # with Flex enabled, "neither" is final
         return UnsupportedModel(
             f"The model uses TensorFlow ops that neither TFLite builtins nor Flex can run: {', '.join(neither)}.",

@@ -324,6 +324,27 @@ def _check(samples: Samples, specs, path, what, allow_nan) -> None:
             f"The {what} {path} has {np.size(samples.labels) if isinstance(samples.labels, np.ndarray) else 'no array of'} "
             f"labels for {n} samples.", "Give one label per sample (an array under the key 'labels')."
         )
+    if samples.labels is not None:
+        samples.labels = _class_indices(samples.labels, f"The {what} {path}")
+
+
+def _class_indices(labels: np.ndarray, where: str) -> np.ndarray:
+    """LABELS (one per sample) as int64 class indices, or BadInput (exit 2): one-hot rows,
+    strings, fractions or negative numbers would score both models 0 % (or fail) and report a
+    delta of 0 as if it were measured. Integral floats (3.0, from pandas) are accepted."""
+    hint = "Give one class index per sample under 'labels' (integers 0..C-1; one-hot rows: labels.argmax(1))."
+    if labels.ndim > 1 and labels.reshape(len(labels), -1).shape[1] > 1:
+        raise BadInput(f"{where} has labels of shape {labels.shape}; edgekit compares one class index per sample "
+                       "with the arg-max of the model's output.", hint)
+    flat = labels.reshape(-1)
+    if flat.dtype.kind not in "iuf":
+        raise BadInput(f"{where} has labels of type {flat.dtype}, not class indices.", hint)
+    if flat.dtype.kind == "f" and not (np.isfinite(flat).all() and (flat == np.round(flat)).all()):
+        raise BadInput(f"{where} has labels that are not whole numbers (such as {flat[flat != np.round(flat)][:1]}).",
+                       hint)
+    if flat.size and flat.min() < 0:
+        raise BadInput(f"{where} has negative labels (such as {int(flat.min())}); class indices start at 0.", hint)
+    return flat.astype(np.int64)
 
 
 def shapes_from_data(data) -> dict:

@@ -230,6 +230,13 @@ def _check(reference, session: Session, samples, precision: str = "fp32", overri
     first = ref_names[0] if ref_names else None
     if samples.labels is not None and first in ref_all and len(ref_all[first]) == n \
             and metrics.is_classifier_output(ref_all[first]):
+        classes = ref_all[first].shape[-1]
+        if len(samples.labels) and int(np.max(samples.labels)) >= classes:
+            from .errors import DataRejected
+
+            raise DataRejected(f"The labels go up to {int(np.max(samples.labels))}, but output {first!r} scores "
+                               f"{classes} classes (0..{classes - 1}): the accuracy of both models would be 0.",
+                               "Give class indices in the order of the model's output (labels 0..C-1).")
         ra = metrics.accuracy(ref_all[first], samples.labels)
         ca = metrics.accuracy(cand_all[first], samples.labels)
         accuracy = {"output": first, "reference": ra, "candidate": ca, "delta": ca - ra}

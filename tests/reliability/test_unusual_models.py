@@ -100,3 +100,46 @@ def test_keras_string_input_is_refused_by_name(tmp_path):
     assert "Input 's' of the Keras model" in one_error(r) and "takes string tensors" in r.stderr, r
     assert "StringLookup" in r.stderr, r
     assert sorted(p.name for p in tmp_path.iterdir()) == ["nets.py"], r
+
+
+def _labels_case(tmp_path, labels):
+    x = np.random.default_rng(0).standard_normal((4, 8)).astype(np.float32)
+    np.savez(tmp_path / "d.npz", x=x, labels=labels)
+    return tmp_path / "d.npz"
+
+
+def test_labels_that_are_not_class_indices_are_refused(assets, tmp_path):
+    """Labels the accuracy cannot use. Before: one-hot rows failed the check as "the artifact
+    failed while being checked" (exit 1, files kept); strings, fractions and indices beyond the
+    output's classes scored both models 0 % and reported a delta of +0.00 as measured, exit 0."""
+    val = ["validate", assets["tiny_keras"], assets["tiny_tflite"], "--data"]
+    bad = {"one-hot": (np.eye(4)[[0, 1, 2, 3]], "labels of shape (4, 4)"),
+           "strings": (np.array(["0", "1", "2", "3"]), "labels of type <U1"),
+           "fractions": (np.array([0.5, 1.0, 2.0, 3.0]), "not whole numbers"),
+           "negative": (np.array([-1, 1, 2, 3]), "negative labels"),
+           "beyond-classes": (np.array([0, 1, 2, 103]), "labels go up to 103, but output")}
+    for what, (labels, said) in bad.items():
+        r = run_cli(*val, _labels_case(tmp_path, labels))
+        assert r.exit_code == 2, (what, r)
+        assert said in one_error(r), (what, r)
+    r = run_cli(*val, _labels_case(tmp_path, np.array([0.0, 1.0, 2.0, 3.0])), "--json")  # integral floats: fine
+    assert r.exit_code in (0, 1) and r.json()["parity"]["accuracy"] is not None, r
+
+
+def test_int16x8_of_a_token_id_model_says_why_and_what_works(tmp_path):
+    """Keras Embedding model (int32 ids) with --quantize int16x8: TFLite records no range for the
+    integer input. Before: the converter's line with only "Run with --debug"; now exit 2 naming
+    the input and the recipes that do take token ids (int8, dynamic-int8, fp16)."""
+    nets = factory(tmp_path, """
+        def build():
+            ids = keras.Input((12,), dtype="int32", name="ids")
+            x = layers.GlobalAveragePooling1D()(layers.Embedding(20, 8)(ids))
+            return keras.Model(ids, layers.Dense(3)(x))
+    """, head=KERAS_HEAD)
+    np.savez(tmp_path / "c.npz", ids=np.random.default_rng(0).integers(0, 20, (16, 12)).astype(np.int32))
+    r = run_cli("convert", nets + ":build", "--quantize", "int16x8", "--calibration", tmp_path / "c.npz",
+                "-o", tmp_path / "m.tflite")
+    assert r.exit_code == 2, r
+    assert "cannot quantize this model to int16x8" in one_error(r) and "integer input ids" in r.stderr, r
+    assert "--quantize int8" in r.stderr, r
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.npz", "nets.py"], r
