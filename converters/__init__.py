@@ -42,6 +42,8 @@ CONVERTERS: list[Converter] = [
     Converter("executorch", "torch_to_executorch"),
     Converter("torchscript", "torch_to_torchscript"),
     Converter("edgetpu", "edgetpu"),
+    Converter("onnx", "torch_to_onnx"),
+    Converter("onnx", "keras_to_onnx"),
 ]
 
 
