@@ -173,6 +173,7 @@ def convert(
             thresholds = {**(thresholds or {}), bar.threshold_key: bar.threshold}
             validate = True
     notes += [str(w.message) for w in caught if issubclass(w.category, DataWarning)]
+    notes += calibration_notes(calib, check_samples if validate and data is None and bar is None else None)
     options = converters.ConvertOptions(calibration=calib, io_dtype=io_dtype, allow_tf_ops=allow_tf_ops,
                                         channels_last_io=channels_last_io, debug=debug,
                                         extra={"etrecord": True} if etrecord else {})
@@ -257,6 +258,26 @@ def _search_request(source, calib, data, calibration, bar, samples, log):
     reference = source.reference(search.inputs)
     return calib, holdout, {"bar": bar, "samples": search, "reference": list(reference.values()),
                             "reference_names": list(reference), "splits": sizes, "log": log}
+
+
+FEW_CALIBRATION_SAMPLES = 10
+
+
+def calibration_notes(calib, checked_on_calib) -> list[str]:
+    """Warnings a calibrated build's verdict needs: ranges from fewer than
+    FEW_CALIBRATION_SAMPLES real samples, and parity checked on the calibration samples themselves
+    (CHECKED_ON_CALIB: the check's Samples when no --data was given, else None), where ranges
+    fitted to those very samples make the verdict kinder than on new data."""
+    if calib is None or calib.is_random:
+        return []
+    notes = []
+    if len(calib) < FEW_CALIBRATION_SAMPLES:
+        notes.append(f"Quantization ranges come from {len(calib)} calibration sample(s): activations outside what "
+                     "they cover are clipped. Give at least 100 representative samples with --calibration.")
+    if checked_on_calib is not None:
+        notes.append(f"Parity was checked on {len(checked_on_calib)} calibration sample(s), the ones the ranges "
+                     "were fitted to (no --data): new data can do worse. Pass held-out samples with --data.")
+    return notes
 
 
 def check_calibration_finite(source, calib, chunk: int = 32) -> None:

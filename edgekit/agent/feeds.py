@@ -15,13 +15,17 @@ def concrete_shape(spec) -> tuple[int, ...]:
 
 def random_feeds(specs, seed: int = 0) -> dict:
     """One feed of random values per input spec: standard normal for floats, integers in
-    [-128, 127] (clipped to the type) for integer inputs, 0/1 for bool."""
+    [-128, 127] (clipped to the type) for quantized integer inputs (a scale: int8 I/O), 0/1 for
+    other integer inputs (token ids, indices: negative or large ones make an embedding's gather
+    fail, and any vocabulary has ids 0 and 1) and for bool."""
     rng = np.random.default_rng(seed)
     feeds = {}
     for s in specs:
         dt, shape = np.dtype(s.dtype), concrete_shape(s)
         if dt.kind == "f":
             feeds[s.name] = rng.standard_normal(shape).astype(dt)
+        elif dt.kind in "iu" and not getattr(s, "scale", None):
+            feeds[s.name] = rng.integers(0, 2, size=shape).astype(dt)
         elif dt.kind in "iu":
             info = np.iinfo(dt)
             feeds[s.name] = rng.integers(max(info.min, -128), min(info.max, 127) + 1, size=shape).astype(dt)

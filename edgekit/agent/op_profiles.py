@@ -80,7 +80,10 @@ def executorch_ops(path: str, threads: int, feeds: list[dict], runs: int):
             if block.name != "Execute":
                 continue
             for ev in block.events:
-                if not ev.perf_data or ev.name in ("Method::execute", "Program::load_method", "Method::init"):
+                # OPERATOR_CALL is the envelope of each portable kernel's native_call_* event: counted
+                # too, it doubled the portable ops and their time share.
+                if not ev.perf_data or ev.name in ("Method::execute", "Program::load_method", "Method::init",
+                                                   "OPERATOR_CALL"):
                     continue
                 if ev.name == "DELEGATE_CALL":
                     op_type = "DELEGATE_CALL"

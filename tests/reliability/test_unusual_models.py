@@ -143,3 +143,60 @@ def test_int16x8_of_a_token_id_model_says_why_and_what_works(tmp_path):
     assert "cannot quantize this model to int16x8" in one_error(r) and "integer input ids" in r.stderr, r
     assert "--quantize int8" in r.stderr, r
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.npz", "nets.py"], r
+
+
+def test_one_sample_calibration_checked_on_itself_says_so(assets, tmp_path):
+    """int8 calibrated on 1 sample and, without --data, checked on that same sample: the verdict
+    was "parity passed" with no word that it was in-sample or that 1 sample sets the ranges."""
+    np.save(tmp_path / "c.npy", np.random.default_rng(0).standard_normal((1, 8)).astype(np.float32))
+    r = run_cli("convert", assets["tiny_keras"], "--quantize", "int8", "--calibration", tmp_path / "c.npy",
+                "-o", tmp_path / "m.tflite", "--json")
+    assert r.exit_code == 0, r
+    said = " ".join(r.json()["warnings"])
+    assert "ranges come from 1 calibration sample(s)" in said, said
+    assert "Parity was checked on 1 calibration sample(s), the ones the ranges were fitted to" in said, said
+
+
+def test_profile_of_a_token_id_model_without_data_runs(tmp_path):
+    """`edgekit profile` of a .tflite taking int32 token ids, no --data: the agent's random
+    integers in [-128, 127] made the GATHER fail and the error said to reconvert the model (exit 1).
+    Ids without a quantization scale are now fed 0/1, valid for any vocabulary."""
+    nets = factory(tmp_path, """
+        def build():
+            ids = keras.Input((12,), dtype="int32", name="ids")
+            x = layers.GlobalAveragePooling1D()(layers.Embedding(20, 8)(ids))
+            return keras.Model(ids, layers.Dense(3)(x))
+    """, head=KERAS_HEAD)
+    np.savez(tmp_path / "d.npz", ids=np.random.default_rng(0).integers(0, 20, (8, 12)).astype(np.int32))
+    r = run_cli("convert", nets + ":build", "--data", tmp_path / "d.npz", "-o", tmp_path / "m.tflite")
+    assert r.exit_code == 0, r
+    r = run_cli("profile", tmp_path / "m.tflite", "--runs", "3", "--warmup", "1", "--json")
+    assert r.exit_code == 0, r
+    assert r.json()["latency_ms"]["p50"] > 0, r
+
+
+def test_pte_profile_counts_each_portable_op_once(tmp_path):
+    """ETDump wraps each portable kernel's native_call_* event in an OPERATOR_CALL event: both
+    were counted, so `delegation.portable_ops` was doubled and OPERATOR_CALL took a share of the
+    time table (and a place in "Not on XNNPACK") though it is no operator."""
+    nets = factory(tmp_path, """
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(8, 10)
+
+            def forward(self, x):
+                return self.fc(x).argmax(-1)
+
+        def build():
+            return Net().eval(), (torch.randn(1, 8),)
+    """)
+    r = run_cli("convert", nets + ":build", "--to", "executorch", "-o", tmp_path / "m.pte", "--no-validate")
+    assert r.exit_code == 0, r
+    r = run_cli("profile", tmp_path / "m.pte", "--runs", "3", "--warmup", "1", "--json")
+    assert r.exit_code == 0, r
+    res = r.json()
+    deleg = res["delegation"]
+    assert "OPERATOR_CALL" not in deleg["not_delegated"], deleg
+    assert deleg["portable_ops"] == 1 and deleg["not_delegated"] == ["argmax.out"], deleg
+    assert "OPERATOR_CALL" not in json.dumps(res["ops"]), res["ops"]
