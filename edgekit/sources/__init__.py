@@ -23,7 +23,7 @@ class SourceModel:
     """A loaded source model: what the converters convert and parity compares against.
 
     Attributes:
-        framework: "keras", "tf-savedmodel", "torch", "torch-exported" or "torchscript".
+        framework: "keras", "tf-savedmodel", "torch", "torch-exported", "torchscript" or "onnx".
         origin: what the user passed (a path, or file.py:function / package.module:function).
         inputs: input specs with static shapes, batch axis first (--input-shape resolved).
         native: the framework object (keras.Model, loaded SavedModel, nn.Module,
@@ -114,6 +114,14 @@ def in_groups(feeds: dict, batch: int):
         yield start, {k: np.asarray(v)[idx] for k, v in feeds.items()}, keep
 
 
+def join_chunks(parts: list) -> np.ndarray:
+    """One output's per-group values joined on the batch axis; a 0-d output (a model returning
+    `x.sum()`) has none: one group's value as it is, several stacked (one per group)."""
+    if np.ndim(parts[0]):
+        return np.concatenate(parts)
+    return np.asarray(parts[0]) if len(parts) == 1 else np.stack(parts)
+
+
 def keep_rows(v, batch: int, keep: int):
     """V without the padded rows that `in_groups` added (only when V has the group's batch axis)."""
     v = np.asarray(v)
@@ -130,7 +138,7 @@ def load_model(spec: str, input_shapes: dict | None = None, weights: str | None 
 
     Args:
         spec: a Keras file (.keras, .h5, .hdf5), a SavedModel folder, a PyTorch file (.pt2 from
-            torch.export.save, a TorchScript .pt/.pth), or a factory `file.py:function` /
+            torch.export.save, a TorchScript .pt/.pth), an ONNX .onnx file, or a factory `file.py:function` /
             `package.module:function` called with no arguments (returning a keras.Model, an
             nn.Module, (module, example_inputs), or with WEIGHTS an nn.Module class).
         input_shapes: {input name or position: dims} (`specs.parse_input_shapes` of
@@ -174,10 +182,14 @@ def load_model(spec: str, input_shapes: dict | None = None, weights: str | None 
             from . import torch as torch_src
 
             return _stamp(torch_src.load_file(path, input_shapes), path)
+        if suffix == ".onnx":
+            from . import onnx as onnx_src
+
+            return _stamp(onnx_src.load_file(path, input_shapes), path)
         raise BadInput(
             f"edgekit does not know the model format of {path} (by its extension {suffix or '(none)'}).",
             "Supported: Keras .keras/.h5/.hdf5, a SavedModel folder, PyTorch .pt2 (torch.export.save), "
-            "TorchScript .pt, or a Python factory file.py:function.",
+            "TorchScript .pt, ONNX .onnx, or a Python factory file.py:function.",
         )
     obj, origin_file = _call_factory(*factory, weights=weights)
     model = _stamp(from_object(obj, spec, input_shapes, weights=weights), origin_file)

@@ -111,7 +111,7 @@ def from_keras_model(model, origin: str, input_shapes: dict) -> SourceModel:
     def reference(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Groups of the batch the model declares (a dynamic batch: the resolved one), as the
         artifact is fed (see edgekit.parity.check)."""
-        from . import data_failure, in_groups, keep_rows
+        from . import data_failure, in_groups, join_chunks, keep_rows
 
         chunks = []
         for i, group, keep in in_groups(feeds, batch):
@@ -121,7 +121,7 @@ def from_keras_model(model, origin: str, input_shapes: dict) -> SourceModel:
             except Exception as exc:  # InvalidArgumentError: token ids beyond the embedding
                 raise data_failure(exc, origin, {s.name: x for s, x in zip(specs, xs)}, i) from exc
             chunks.append([keep_rows(np.asarray(v), batch, keep) for v in ys])
-        return {name: np.concatenate([c[j] for c in chunks]) for j, name in enumerate(out_names)}
+        return {name: join_chunks([c[j] for c in chunks]) for j, name in enumerate(out_names)}
 
     reference.batch = batch
     stateful = keras_stateful_layers(model)

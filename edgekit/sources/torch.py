@@ -164,7 +164,7 @@ def _source(framework, origin, native, runnable, example, names) -> SourceModel:
 
     def reference(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Groups of the example's batch size (padded at the end): as the artifact runs them."""
-        from . import data_failure, in_groups, keep_rows
+        from . import data_failure, in_groups, join_chunks, keep_rows
 
         chunks = []
         with torch.no_grad():
@@ -178,7 +178,7 @@ def _source(framework, origin, native, runnable, example, names) -> SourceModel:
                 _, ys = _flatten_outputs(y, origin)
                 chunks.append([keep_rows(v.detach().float().numpy() if v.is_floating_point() else v.numpy(), b, keep)
                                for v in ys])
-        return {name: np.concatenate([c[j] for c in chunks]) for j, name in enumerate(out_names)}
+        return {name: join_chunks([c[j] for c in chunks]) for j, name in enumerate(out_names)}
 
     b = specs[0].shape[0] if specs and specs[0].shape else 1
     reference.batch = b

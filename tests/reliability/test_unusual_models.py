@@ -200,3 +200,29 @@ def test_pte_profile_counts_each_portable_op_once(tmp_path):
     assert "OPERATOR_CALL" not in deleg["not_delegated"], deleg
     assert deleg["portable_ops"] == 1 and deleg["not_delegated"] == ["argmax.out"], deleg
     assert "OPERATOR_CALL" not in json.dumps(res["ops"]), res["ops"]
+
+
+def test_scalar_output_converts_and_is_checked(tmp_path):
+    """forward returning `y.sum()` (a 0-d output, as loss-like heads do): the reference's groups
+    were joined with np.concatenate, which refuses 0-d arrays: "edgekit hit an unexpected
+    ValueError" (exit 1) for .pte and .tflite alike. Now checked like any output; a .pte whose
+    scalar differs from the model's would fail (the values are compared, not only shapes)."""
+    nets = factory(tmp_path, """
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(8, 4)
+
+            def forward(self, x):
+                return self.fc(x).sum()
+
+        def build():
+            torch.manual_seed(0)
+            return Net().eval(), (torch.randn(1, 8),)
+    """)
+    r = run_cli("convert", nets + ":build", "--to", "executorch", "-o", tmp_path / "m.pte", "--json")
+    assert r.exit_code == 0, r
+    out = r.json()["parity"]["outputs"][0]
+    assert out["passed"] and out["cosine"] > 0.9999, out
+    res = run_cli("validate", nets + ":build", tmp_path / "m.pte", "--min-psnr", "200", "--json")
+    assert res.exit_code in (0, 1) and res.json()["parity"]["samples"] == 32, res
