@@ -44,6 +44,7 @@ CONVERTERS: list[Converter] = [
     Converter("edgetpu", "edgetpu"),
     Converter("onnx", "torch_to_onnx"),
     Converter("onnx", "keras_to_onnx"),
+    Converter("onnx", "onnx_to_onnx"),
 ]
 
 

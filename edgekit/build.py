@@ -20,7 +20,9 @@ SCHEMA_VERSION = 1
 def default_output(model: str, to: str, recipe: str, io_dtype: str) -> Path:
     """The artifact path when -o is not given: MODEL's stem (file_function for a factory) +
     "_<recipe>" (not for "none") + "_<io_dtype>io" (not for float32) + the format's suffix
-    (edgekit.converters.suffix_for), in the current folder. Raises BadInput for an unknown TO."""
+    (edgekit.converters.suffix_for), in the current folder; "_static" is added when that would be
+    the model file itself (an .onnx requantized or fixed to static shapes). Raises BadInput for
+    an unknown TO."""
     from edgekit.converters import suffix_for
 
     suffix = suffix_for(to)
@@ -32,7 +34,10 @@ def default_output(model: str, to: str, recipe: str, io_dtype: str) -> Path:
     tag = "" if recipe == "none" else f"_{recipe.replace('-', '_')}"
     if io_dtype != "float32":
         tag += f"_{io_dtype}io"
-    return Path.cwd() / f"{stem}{tag}{suffix}"
+    path = Path.cwd() / f"{stem}{tag}{suffix}"
+    if not factory and path == Path(base).resolve():  # model.onnx --to onnx: never the original's name
+        path = path.with_name(f"{stem}_static{suffix}")
+    return path
 
 
 def convert(
@@ -110,6 +115,9 @@ def convert(
     model_label = model if isinstance(model, (str, Path)) else type(model).__name__
     dest = Path(output) if output else default_output(str(model_label), to, recipe.name, io_dtype)
     dest = dest.resolve()
+    if isinstance(model, (str, Path)) and Path(model).is_file() and Path(model).resolve() == dest:
+        raise BadInput(f"The output {dest} is the model itself: converting would overwrite the original.",
+                       "Pass -o with another file name.")
     check_writable(dest)  # before minutes of work, not after
     args = dict(model=model, to=to, quantize=quantize, calibration=calibration, data=data, io_dtype=io_dtype,
                 input_shapes=input_shapes, allow_tf_ops=allow_tf_ops, output=str(dest), validate=validate,

