@@ -3,6 +3,14 @@
 export → prepare_pt2e(quantizer) → calibrate on real samples → convert_pt2e. The quantizer is the
 backend's own: XNNPACK's for ExecuTorch, litert-torch's for TFLite, both symmetric and
 per-channel, so `--quantize int8` means the same thing for either target.
+
+One correction to both quantizers' annotation (`with_fused_clamp`): they fuse a conv or linear
+with a following ReLU (one observer, after the ReLU) but not with ReLU6 (`aten.hardtanh`), so
+the conv's output was observed over its whole pre-activation range and ReLU6 only shared that
+scale: on EfficientNet-Lite0 (ReLU6 after every expand/depthwise conv) the values in [0, 6]
+were left a fraction of the 256 levels. Both runtimes fuse the clamp into the conv (XNNPACK's
+conv/linear configs list `hardtanh` among `fused_acts`; TFLite's RELU6 fused activation), so
+the observer belongs after it. Measured with benchmarks/bench_int8_accuracy.py.
 """
 
 from __future__ import annotations
@@ -37,7 +45,81 @@ def quantizer_for(backend: str, recipe: QuantRecipe):
         from litert_torch.quantize.pt2e_quantizer import get_symmetric_quantization_config
     else:
         raise ValueError(backend)
-    return XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True, is_dynamic=dynamic))
+    cls = XNNPACKQuantizer if dynamic else with_fused_clamp(XNNPACKQuantizer, backend)
+    return cls().set_global(get_symmetric_quantization_config(is_per_channel=True, is_dynamic=dynamic))
+
+
+CLAMP_OPS = ("hardtanh", "hardtanh_", "relu6")  # nn.ReLU6 exports as aten.hardtanh, F.relu6 as aten.relu6
+FUSED_CONV_LINEAR = ("conv1d", "conv2d", "convolution", "linear")
+# clamp ranges the backend fuses into a conv/linear: XNNPACK any output min/max (executorch
+# backends/xnnpack/_passes/fuse_activation_pass.py); TFLite RELU6 and RELU_N1_TO_1
+# (tensorflow/lite/schema/schema.fbs ActivationFunctionType)
+FUSABLE_RANGES = {"xnnpack": None, "litert": ((0.0, 6.0), (-1.0, 1.0))}
+
+
+def with_fused_clamp(quantizer_cls, backend: str):
+    """A subclass of the PT2E QUANTIZER_CLS whose annotate() first annotates every conv/linear
+    → clamp pair (`annotate_fused_clamp`) with the global config, and for litert-torch every
+    tensor + tensor add (`annotate_adds`), then annotates the rest as QUANTIZER_CLS does (its
+    annotators skip nodes already annotated)."""
+
+    class FusedClamp(quantizer_cls):
+        def annotate(self, model):
+            if self.global_config is not None:
+                annotate_fused_clamp(model, self.global_config, FUSABLE_RANGES[backend])
+                if backend == "litert":
+                    annotate_adds(model, self.global_config)
+            return super().annotate(model)
+
+    FusedClamp.__name__ = FusedClamp.__qualname__ = f"{quantizer_cls.__name__}FusedClamp"
+    return FusedClamp
+
+
+def _clamp_range(node) -> tuple[float, float]:
+    """(min, max) of a relu6 or hardtanh node (hardtanh's defaults are -1, 1)."""
+    if str(getattr(node.target, "__name__", node.target)).startswith("relu6"):
+        return 0.0, 6.0
+    lo = node.args[1] if len(node.args) > 1 else node.kwargs.get("min_val", -1.0)
+    hi = node.args[2] if len(node.args) > 2 else node.kwargs.get("max_val", 1.0)
+    return float(lo), float(hi)
+
+
+def annotate_fused_clamp(gm, config, ranges=None) -> int:
+    """Annotate GM's conv/linear → ReLU6/hardtanh pairs as one fused pattern, as PT2E's
+    quantizers do for conv → relu: the conv's activation, weight and bias inputs with CONFIG's
+    specs, no observer on the conv's output, the clamp's output with CONFIG's output spec (so
+    the int8 range is the clamp's, [0, 6] for ReLU6). A conv with other users, an already
+    annotated node, or a clamp range not in RANGES (None: any; see FUSABLE_RANGES) is left to the quantizer.
+    Returns the number of pairs annotated."""
+    import torch
+    from torchao.quantization.pt2e.quantizer import QuantizationAnnotation
+
+    key = "quantization_annotation"
+    done = 0
+    for n in gm.graph.nodes:
+        if n.op != "call_function" or not str(getattr(n.target, "__name__", n.target)).split(".")[0] in CLAMP_OPS:
+            continue
+        conv = n.args[0]
+        if not isinstance(conv, torch.fx.Node) or conv.op != "call_function" or len(conv.users) != 1:
+            continue
+        if str(getattr(conv.target, "__name__", conv.target)).split(".")[0] not in FUSED_CONV_LINEAR:
+            continue
+        if ranges is not None and _clamp_range(n) not in ranges:
+            continue
+        weight, bias = conv.args[1], conv.args[2] if len(conv.args) > 2 else None
+        partition = [n, conv, weight] + ([bias] if isinstance(bias, torch.fx.Node) else [])
+        if not isinstance(conv.args[0], torch.fx.Node) or not isinstance(weight, torch.fx.Node) or \
+                any(getattr(p.meta.get(key), "_annotated", False) for p in partition):
+            continue
+        qmap = {conv.args[0]: config.input_activation, weight: config.weight}
+        if isinstance(bias, torch.fx.Node) and config.bias is not None:
+            qmap[bias] = config.bias
+        conv.meta[key] = QuantizationAnnotation(input_qspec_map=qmap, _annotated=True)
+        n.meta[key] = QuantizationAnnotation(output_qspec=config.output_activation, _annotated=True)
+        for p in partition[2:]:
+            p.meta.setdefault(key, QuantizationAnnotation())._annotated = True
+        done += 1
+    return done
 
 
 def quantize(graph_module, example_inputs: tuple, recipe: QuantRecipe, calibration: list | None,
@@ -90,3 +172,28 @@ def summarize_graph(gm) -> dict:
     if float_ops:
         out["float_ops_by_type"] = dict(sorted(float_ops.items()))
     return out
+
+
+def annotate_adds(gm, config) -> int:
+    """Annotate every aten.add.Tensor of two tensors in GM (inputs and output with CONFIG's
+    activation specs), as XNNPACK's quantizer does by op target. litert-torch's "add" annotator
+    finds adds through `source_fn_stack`, which `torch.export(...).module()` no longer records,
+    so it annotated none and the residual ADDs of a CNN stayed float (a hybrid .tflite).
+    Returns the number annotated."""
+    import torch
+    from torchao.quantization.pt2e.quantizer import QuantizationAnnotation
+
+    key = "quantization_annotation"
+    done = 0
+    for n in gm.graph.nodes:
+        if n.op != "call_function" or n.target is not torch.ops.aten.add.Tensor or n.meta.get(key) is not None:
+            continue
+        a, b = n.args[:2]
+        tensors = [x for x in (a, b) if isinstance(x, torch.fx.Node)
+                   and isinstance(x.meta.get("val"), torch.Tensor) and x.meta["val"].is_floating_point()]
+        if len(tensors) != 2 or n.kwargs.get("alpha", 1) != 1:
+            continue
+        n.meta[key] = QuantizationAnnotation(input_qspec_map={x: config.input_activation for x in tensors},
+                                             output_qspec=config.output_activation, _annotated=True)
+        done += 1
+    return done

