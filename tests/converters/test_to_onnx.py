@@ -121,3 +121,14 @@ def test_efficientnet_to_onnx_fp32_and_int8(cli, nets, tmp_path):
           f"{res['parity']['samples']} held-out photos; size {res['size_bytes'] / fp32.json()['size_bytes']:.2f}×")
     assert res["parity"]["samples"] == 100 and out["top1_agreement"] >= 0.85
     assert res["size_bytes"] < 0.35 * fp32.json()["size_bytes"]
+
+
+def test_pipeline_file_takes_onnx_builds_and_onnx_models(tmp_path):
+    """The registries give edgekit.yaml the new format and the .onnx model with no special case."""
+    from edgekit.pipeline_file import load
+
+    (tmp_path / "edgekit.yaml").write_text(
+        "model: det.onnx\nbuilds: {matrix: {to: [onnx], quantize: [none, fp16, int8]}}\n")
+    p = load(tmp_path / "edgekit.yaml")
+    assert [(b.to, b.quantize) for b in p.builds] == [("onnx", "none"), ("onnx", "fp16"), ("onnx", "int8")]
+    assert p.model == str(tmp_path / "det.onnx")
