@@ -22,7 +22,9 @@ def export(source, module=None, example=None, kwargs=None):
     import torch
 
     if module is None and source.framework == "torch-exported":
-        return source.native
+        if _exported_as_resolved(source):
+            return source.native
+        module = source.native.module()  # dynamic dims: re-exported at the shapes edgekit resolved and checks
     module = module if module is not None else module_of(source)
     example = example if example is not None else source.extra["example_inputs"]
     try:
@@ -30,6 +32,23 @@ def export(source, module=None, example=None, kwargs=None):
             return torch.export.export(module, tuple(example), kwargs=kwargs)
     except Exception as exc:
         raise explain_export_error(exc, source.origin) from exc
+
+
+def _exported_as_resolved(source) -> bool:
+    """True when the .pt2's user inputs have exactly the static shapes edgekit resolved (a
+    dynamic batch defaults to 1, --input-shape sets the others); lowered as it is otherwise, a
+    dynamic dimension reaches the .pte at its upper bound (batch 16 for Dim(max=16))."""
+    import torch
+
+    ep = source.native
+    kinds = torch.export.graph_signature.InputKind
+    names = [s.arg.name for s in ep.graph_signature.input_specs if s.kind == kinds.USER_INPUT]
+    vals = {n.name: n.meta.get("val") for n in ep.graph.nodes if n.op == "placeholder"}
+    for name, spec in zip(names, source.inputs):
+        shape = getattr(vals.get(name), "shape", None)
+        if shape is None or not all(isinstance(d, int) for d in shape) or tuple(shape) != tuple(spec.shape):
+            return False
+    return True
 
 
 def explain_export_error(exc: Exception, origin: str) -> Exception:

@@ -226,3 +226,28 @@ def test_scalar_output_converts_and_is_checked(tmp_path):
     assert out["passed"] and out["cosine"] > 0.9999, out
     res = run_cli("validate", nets + ":build", tmp_path / "m.pte", "--min-psnr", "200", "--json")
     assert res.exit_code in (0, 1) and res.json()["parity"]["samples"] == 32, res
+
+
+def test_pt2_with_a_dynamic_batch_lowers_at_the_resolved_batch(tmp_path):
+    """A .pt2 exported with Dim("batch", max=16): edgekit resolves batch 1 (or --input-shape) but
+    lowered the program as it was, so the .pte took batch 16 and the build failed "outputs of
+    shape (16, 4) where the source gives (1, 4)" (exit 1). Now re-exported at the resolved shape."""
+    import torch
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = torch.nn.Linear(8, 4)
+
+        def forward(self, x):
+            return self.fc(x)
+
+    batch = torch.export.Dim("batch", min=1, max=16)
+    ep = torch.export.export(Net().eval(), (torch.randn(2, 8),), dynamic_shapes={"x": {0: batch}})
+    torch.export.save(ep, tmp_path / "dyn.pt2")
+    for shape, want in ((None, [1, 8]), ("x=4x8", [4, 8])):
+        extra = ["--input-shape", shape] if shape else []
+        r = run_cli("convert", tmp_path / "dyn.pt2", "--to", "executorch", "-o", tmp_path / "m.pte", "--json", *extra)
+        assert r.exit_code == 0, r
+        res = r.json()
+        assert res["inputs"][0]["shape"] == want and res["parity"]["passed"], res
