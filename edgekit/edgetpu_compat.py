@@ -224,8 +224,9 @@ def _model_issues(tensors) -> list[str]:
     floats = [t["name"] for t in tensors if not t["const"] and t["dtype"] not in ("int8", "uint8", "int32", "int64", "bool")]
     if floats:
         issues.append(f"{len(floats)} activation tensor(s) are not 8-bit integer (e.g. {floats[0]!r}, "
-                      f"{next(t['dtype'] for t in tensors if t['name'] == floats[0])}): quantize fully to int8 "
-                      "(edgekit convert --quantize int8); float I/O stays on the CPU at the edges.")
+                      f"{next(t['dtype'] for t in tensors if t['name'] == floats[0])}): quantize fully to int8 with "
+                      "integer I/O (edgekit convert --quantize int8 --io-dtype uint8 or int8); float I/O and "
+                      "its QUANTIZE/DEQUANTIZE stay on the CPU at the edges.")
     dyn = [t["name"] for t in tensors if t["dynamic"]]
     if dyn:
         issues.append(f"{len(dyn)} tensor(s) have a dynamic shape (e.g. {dyn[0]!r}): fix the input shape "

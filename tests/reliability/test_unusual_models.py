@@ -251,3 +251,15 @@ def test_pt2_with_a_dynamic_batch_lowers_at_the_resolved_batch(tmp_path):
         assert r.exit_code == 0, r
         res = r.json()
         assert res["inputs"][0]["shape"] == want and res["parity"]["passed"], res
+
+
+def test_edgetpu_float_io_hint_names_io_dtype(assets, tmp_path):
+    """An int8 build with float I/O for the Edge TPU: the prediction told the user to "quantize
+    fully to int8 (edgekit convert --quantize int8)", which they had just done; what keeps the
+    edges on the CPU is the float I/O, which --io-dtype changes."""
+    np.save(tmp_path / "c.npy", np.random.default_rng(0).standard_normal((16, 8)).astype(np.float32))
+    r = run_cli("convert", assets["tiny_keras"], "--to", "edgetpu", "--quantize", "int8", "--calibration",
+                tmp_path / "c.npy", "-o", tmp_path / "m.tflite", "--json")
+    assert r.exit_code == 0, r
+    said = " ".join(r.json()["warnings"])
+    assert "not 8-bit integer" in said and "--io-dtype uint8 or int8" in said, said
