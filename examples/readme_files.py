@@ -31,6 +31,12 @@ from pathlib import Path
 import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up notices
+try:  # and the lines no variable silences (absl, oneDNN), as edgekit keeps them off its own output
+    from edgekit.native_log import quiet_framework_logs
+
+    quiet_framework_logs()
+except ImportError:  # the script needs only keras/torch/numpy/pillow
+    pass
 DIGITS = Path(__file__).resolve().parent / "digits"
 
 MODELS_PY = '''"""A factory edgekit calls: `edgekit convert models.py:build_classifier`."""
