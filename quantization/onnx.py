@@ -150,23 +150,34 @@ def summarize(path: Path) -> dict:
     return out
 
 
-COMPUTE_OPS = ("Conv", "ConvTranspose", "MatMul", "Gemm", "Add", "Mul", "Sub")  # as pt2e.COMPUTE_OPS
+COMPUTE_OPS = ("Conv", "ConvTranspose", "MatMul", "Gemm", "Add", "Mul", "Sub",  # as pt2e.COMPUTE_OPS
+               "LSTM", "GRU", "RNN")  # recurrent ops: QDQ leaves them float (ORT quantizes them dynamically only)
 
 
 def _float_compute(model) -> dict:
     """{op type: count} of COMPUTE_OPS nodes of a QDQ graph with a tensor input that does not
     come from a DequantizeLinear (nor is a constant): ONNX Runtime fuses a node into its integer
-    kernel (QLinearConv, QLinearMatMul, ...) only when every input is dequantized."""
-    made_by = {o: n.op_type for n in model.graph.node for o in n.output}
-    consts = {t.name for t in model.graph.initializer} | {o for n in model.graph.node if n.op_type == "Constant"
-                                                          for o in n.output}
+    kernel (QLinearConv, QLinearMatMul, ...) only when every input is dequantized. The bodies of
+    Loop/Scan/If nodes (tf2onnx writes a Keras LSTM as a Loop) are searched too, where the
+    quantizer does not reach: their compute stays float."""
     left = Counter()
-    for n in model.graph.node:
+    _walk(model.graph, {t.name for t in model.graph.initializer}, left)
+    return dict(sorted(left.items()))
+
+
+def _walk(graph, consts: set, left: Counter) -> None:
+    """Count GRAPH's float compute nodes into LEFT, then those of its subgraphs."""
+    consts = consts | {t.name for t in graph.initializer} | {
+        o for n in graph.node if n.op_type == "Constant" for o in n.output}
+    made_by = {o: n.op_type for n in graph.node for o in n.output}
+    for n in graph.node:
         if n.op_type in COMPUTE_OPS:
             inputs = [i for i in n.input if i and i not in consts]
             if any(made_by.get(i) != "DequantizeLinear" for i in inputs):
                 left[n.op_type] += 1
-    return dict(sorted(left.items()))
+        for attr in n.attribute:
+            for sub in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
+                _walk(sub, consts, left)
 
 
 def effective(recipe: str, summary: dict) -> tuple[bool, str | None]:

@@ -132,3 +132,19 @@ def test_pipeline_file_takes_onnx_builds_and_onnx_models(tmp_path):
     p = load(tmp_path / "edgekit.yaml")
     assert [(b.to, b.quantize) for b in p.builds] == [("onnx", "none"), ("onnx", "fp16"), ("onnx", "int8")]
     assert p.model == str(tmp_path / "det.onnx")
+
+
+def test_int8_lstm_in_a_loop_body_is_reported_hybrid(cli, tmp_path):
+    """tf2onnx writes a Keras LSTM as a Loop whose body the QDQ quantizer does not reach: its
+    matrix products stay float, so the int8 build is hybrid (exit 1, files written), not "full"."""
+    net = tmp_path / "net.py"
+    net.write_text("import keras\n"
+                   "def build():\n"
+                   "    i = keras.Input((12, 5), name='seq')\n"
+                   "    return keras.Model(i, keras.layers.Dense(2)(keras.layers.LSTM(8, return_sequences=True)(i)))\n")
+    r = cli("convert", f"{net}:build", "--to", "onnx", "--quantize", "int8", "--calibration", "random",
+            "-o", tmp_path / "lstm.onnx", "--json")
+    assert r.exit_code == 1, r
+    fb = r.json()["quantization"]["fallback"]
+    assert fb["status"] == "hybrid" and fb["float_ops"].get("MatMul", 0) + fb["float_ops"].get("Gemm", 0) >= 1
+    assert (tmp_path / "lstm.onnx").exists()
