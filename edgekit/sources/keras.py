@@ -226,7 +226,8 @@ def load_saved_model(path: Path, input_shapes: dict, signature: str | None = Non
     key order, `reference` calling it in groups of the declared (or resolved) batch;
     `export_saved_model` writes a SavedModel holding that signature alone, so the converted file
     holds what parity checks. `extra["signature"]` is the one chosen, `extra["other_signatures"]`
-    the ones left out (the converter names them in a note).
+    the ones left out that compute something else (the converter names them in a note; another
+    name of the same function, as Keras' export writes `serve` beside `serving_default`, is not).
 
     Raises BadInput (exit 2) for a folder without saved_model.pb(txt), one TensorFlow cannot
     load, one without the signature asked for (the message lists those it has), or a dimension
@@ -253,6 +254,9 @@ def load_saved_model(path: Path, input_shapes: dict, signature: str | None = Non
         )
     sig = sigs[chosen]
     others = sorted(k for k in sigs if k != chosen)
+    # Keras' model.export writes `serve` and `serving_default`, two names of one function: the
+    # note names only signatures that compute something else
+    distinct = [k for k in others if not _same_function(sigs[k], sig)]
     in_struct = sig.structured_input_signature[1]
     raw = [TensorSpec(name, tuple(ts.shape.as_list()), np.dtype(ts.dtype.as_numpy_dtype).name)
            for name, ts in sorted(in_struct.items())]
@@ -293,5 +297,19 @@ def load_saved_model(path: Path, input_shapes: dict, signature: str | None = Non
         native=loaded,
         reference=reference,
         extra={"export_saved_model": export_saved_model, "output_names": out_names, "signature": chosen,
-               "other_signatures": others},
+               "other_signatures": distinct},
     )
+
+
+def _same_function(a, b) -> bool:
+    """Whether signatures A and B of one SavedModel take and give the same tensors by calling the
+    same traced functions (two names of one endpoint)."""
+    def called(sig):
+        return sorted(n.attr["f"].func.name for n in sig.graph.as_graph_def().node if "f" in n.attr)
+
+    try:
+        calls = called(a)
+        return bool(calls) and calls == called(b) and a.structured_input_signature == b.structured_input_signature \
+            and a.structured_outputs == b.structured_outputs
+    except Exception:  # a signature TensorFlow cannot describe: count it as distinct (named in the note)
+        return False
