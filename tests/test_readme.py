@@ -188,7 +188,8 @@ def _problems(n: int, line: str, p: subprocess.CompletedProcess, hardware: bool)
 @pytest.mark.slow
 def test_every_readme_command_runs_as_written(tmp_path):
     """The README's ```sh and ```python blocks, in order, in one folder made by the files script
-    (≈ 3 min: twenty processes that each import TensorFlow or PyTorch)."""
+    (3-4 min on two free cores, 6 when they are shared: two dozen processes that each import
+    TensorFlow or PyTorch)."""
     import importlib.util
 
     assert (BIN / "edgekit").is_file(), f"no edgekit console script beside {sys.executable}"
