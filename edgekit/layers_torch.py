@@ -202,17 +202,22 @@ def vs_torch(tap: TorchTap, probe: TFLiteProbe, samples, in_map: dict, progress=
         (rows, not_observable), as vs_tflite.
     """
     best = torch_attribution(tap, probe)
-    chosen, missing = [], []
+    chosen, missing, folded = [], [], {}
     for path in tap.modules:
         typ = tap.types[path]
         if path not in best:
-            missing.append(not_observable(path, typ, NOT_IN_TFLITE))
+            missing.append(not_observable(path, typ, f"folded into {folded[path]}'s op (compared there)"
+                                          if path in folded else NOT_IN_TFLITE))
             continue
         t, op_type, parent = best[path]
-        node, label = tap.last[path], typ
-        act = tap.activation_after(path) if parent else None
+        node, label, last = tap.last[path], typ, path
+        bn = _folded_batchnorm(tap, path, best)
+        if bn:  # the converter folded the BatchNorm after it into its op: the tensor holds the BatchNorm's value
+            folded[bn] = path
+            node, label, last = tap.last[bn], f"{typ} + {tap.types[bn]} {bn} (folded)", bn
+        act = tap.activation_after(last) if parent or bn else None
         if act is not None:  # the converter fused the activation that follows the module: compare after it
-            node, label = act, f"{typ} + {getattr(act.target, '__name__', 'act').split('.')[0]}"
+            node, label = act, f"{label} + {getattr(act.target, '__name__', 'act').split('.')[0]}"
         ref_shape = tuple(node.meta["val"].shape) if hasattr(node.meta.get("val"), "shape") else None
         if ref_shape is None or int(np.prod(ref_shape[1:])) != int(np.prod(probe.shape(t)[1:])):
             missing.append(not_observable(path, typ, f"shape {ref_shape and ref_shape[1:]} ≠ tensor "
@@ -232,3 +237,11 @@ def vs_torch(tap: TorchTap, probe: TFLiteProbe, samples, in_map: dict, progress=
             progress(i + 1, n)
     rows = [probe.row(t, path, f"{label} → {op_type}", acc[k]) for k, (path, label, _, t, op_type) in enumerate(chosen)]
     return rows, missing
+
+
+def _folded_batchnorm(tap: TorchTap, path: str, best: dict) -> str | None:
+    """The BatchNorm module computed right after PATH that has no tensor of its own in the
+    .tflite (litert-torch folds it into the convolution before it), else None."""
+    i = tap.modules.index(path)
+    nxt = tap.modules[i + 1] if i + 1 < len(tap.modules) else None
+    return nxt if nxt and nxt not in best and "BatchNorm" in tap.types[nxt] else None

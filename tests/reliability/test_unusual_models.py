@@ -287,3 +287,43 @@ def test_model_that_is_inf_on_zeros_is_not_blamed_on_the_conversion(tmp_path):
     r = run_cli("convert", nets + ":build", "--to", "executorch", "--data", tmp_path / "d.npy", "-o", tmp_path / "m.pte",
                 "--json")
     assert r.exit_code == 0 and r.json()["parity"]["passed"], r
+
+
+def test_per_layer_compares_a_conv_with_its_folded_batchnorm(tmp_path):
+    """Conv2d → BatchNorm2d → relu to an int8 .tflite: litert-torch folds the BatchNorm into the conv's op,
+    whose tensor then holds BN(conv(x)). --per-layer compared it with the conv alone and named the
+    conv the first divergence (PSNR ≈ 2 dB) of a build whose output matches at ≈ 50 dB. Now compared
+    with the BatchNorm's value (and the fused relu), the BatchNorm listed as folded there."""
+    nets = factory(tmp_path, """
+        import torch.nn.functional as F
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.c1 = nn.Conv2d(1, 8, 3, padding=1)
+                self.bn1 = nn.BatchNorm2d(8)
+                self.fc = nn.Linear(8, 4)
+
+            def forward(self, image):
+                return self.fc(F.relu(self.bn1(self.c1(image))).mean((2, 3)))
+
+        def build():
+            torch.manual_seed(0)
+            net = Net()
+            with torch.no_grad():  # a trained BatchNorm: statistics far from (0, 1)
+                net.bn1.running_mean.uniform_(-2, 2)
+                net.bn1.running_var.uniform_(0.1, 4)
+                net.bn1.weight.uniform_(0.5, 2)
+            return net.eval(), (torch.zeros(1, 1, 8, 8),)
+    """)
+    np.save(tmp_path / "d.npy", np.random.default_rng(0).uniform(0, 1, (8, 1, 8, 8)).astype(np.float32))
+    r = run_cli("convert", nets + ":build", "--to", "tflite", "--quantize", "int8", "--calibration", tmp_path / "d.npy",
+                "-o", tmp_path / "m.tflite")
+    assert r.exit_code == 0, r
+    r = run_cli("validate", nets + ":build", tmp_path / "m.tflite", "--data", tmp_path / "d.npy", "--per-layer", "--json")
+    assert r.exit_code == 0, r
+    res = r.json()
+    assert res["first_divergence"] is None, res["layers"]
+    c1 = next(row for row in res["layers"] if row["layer"] == "c1")
+    assert "BatchNorm2d bn1 (folded)" in c1["op_type"] and c1["psnr_db"] > 40, c1
+    assert any(u["layer"] == "bn1" and "folded into c1" in u["reason"] for u in res["not_observable"]), res
