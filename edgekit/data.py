@@ -304,12 +304,16 @@ def _check(samples: Samples, specs, path, what, allow_nan) -> None:
                 f"The {what} {path} gives input {s.name!r} as {arr.dtype}, the model takes {s.dtype}.",
                 f"Convert it with the model's preprocessing (scaling included), then array.astype(numpy.{s.dtype}).",
             )
+        given = arr
         if arr.dtype != np.dtype(s.dtype):
-            samples.inputs[s.name] = arr.astype(s.dtype)
+            with np.errstate(over="ignore"):
+                arr = samples.inputs[s.name] = arr.astype(s.dtype)  # float64 past float32's range: inf, caught below
         if arr.dtype.kind == "f" and not allow_nan and not np.isfinite(arr).all():
             bad = int((~np.isfinite(arr)).sum())
+            cast = (f" once cast from {given.dtype} to {arr.dtype} (beyond its range)"
+                    if given.dtype != arr.dtype and np.isfinite(given).all() else "")
             raise BadInput(
-                f"The {what} {path} has {bad} NaN or infinite value(s) in input {s.name!r}.",
+                f"The {what} {path} has {bad} NaN or infinite value(s) in input {s.name!r}{cast}.",
                 "Calibration and parity need finite numbers: clean or drop those samples.",
             )
         if n is None:

@@ -327,3 +327,13 @@ def test_per_layer_compares_a_conv_with_its_folded_batchnorm(tmp_path):
     c1 = next(row for row in res["layers"] if row["layer"] == "c1")
     assert "BatchNorm2d bn1 (folded)" in c1["op_type"] and c1["psnr_db"] > 40, c1
     assert any(u["layer"] == "bn1" and "folded into c1" in u["reason"] for u in res["not_observable"]), res
+
+
+def test_float64_data_beyond_float32_is_refused_not_cast_to_inf(assets, tmp_path):
+    """float64 data (numpy's default) is cast to the model's float32; 1e300 became inf after the
+    finiteness check had passed on the float64 array, and the check "failed" (exit 1) as if the
+    artifact were wrong. Now refused as data (exit 2), saying the cast overflowed."""
+    np.save(tmp_path / "d.npy", np.full((4, 8), 1e300))
+    r = run_cli("validate", assets["tiny_keras"], assets["tiny_tflite"], "--data", tmp_path / "d.npy")
+    assert r.exit_code == 2, r
+    assert "32 NaN or infinite value(s) in input 'x' once cast from float64 to float32" in one_error(r), r
