@@ -299,7 +299,11 @@ def _check(samples: Samples, specs, path, what, allow_nan) -> None:
             )
         # float64 → float32 is what numpy users mean; integer data for a float input is not (raw
         # pixels 0..255 where the model wants 0..1 would calibrate silently wrong): refuse it.
-        if arr.dtype.kind != np.dtype(s.dtype).kind or (arr.dtype.kind != "f" and arr.dtype != np.dtype(s.dtype)):
+        want_dt = np.dtype(s.dtype)
+        if arr.dtype.kind in "iu" and want_dt.kind in "iu" and arr.dtype != want_dt and arr.size \
+                and np.iinfo(want_dt).min <= arr.min() and arr.max() <= np.iinfo(want_dt).max:
+            pass  # token ids as numpy's default int64 for an int32 input: the same numbers, cast below
+        elif arr.dtype.kind != want_dt.kind or (arr.dtype.kind != "f" and arr.dtype != want_dt):
             raise BadInput(
                 f"The {what} {path} gives input {s.name!r} as {arr.dtype}, the model takes {s.dtype}.",
                 f"Convert it with the model's preprocessing (scaling included), then array.astype(numpy.{s.dtype}).",

@@ -337,3 +337,21 @@ def test_float64_data_beyond_float32_is_refused_not_cast_to_inf(assets, tmp_path
     r = run_cli("validate", assets["tiny_keras"], assets["tiny_tflite"], "--data", tmp_path / "d.npy")
     assert r.exit_code == 2, r
     assert "32 NaN or infinite value(s) in input 'x' once cast from float64 to float32" in one_error(r), r
+
+
+def test_int64_token_ids_feed_an_int32_input(tmp_path):
+    """numpy's default integers are int64; a Keras Embedding model takes int32 ids. The data was
+    refused ("gives input 'ids' as int64, the model takes int32") though the cast is exact; now
+    cast when every id fits, and still refused when one does not."""
+    nets = factory(tmp_path, """
+        def build():
+            ids = keras.Input((12,), dtype="int32", name="ids")
+            x = layers.GlobalAveragePooling1D()(layers.Embedding(20, 8)(ids))
+            return keras.Model(ids, layers.Dense(3)(x))
+    """, head=KERAS_HEAD)
+    np.savez(tmp_path / "d.npz", ids=np.random.default_rng(0).integers(0, 20, (8, 12)))  # int64
+    r = run_cli("convert", nets + ":build", "--data", tmp_path / "d.npz", "-o", tmp_path / "m.tflite", "--json")
+    assert r.exit_code == 0 and r.json()["parity"]["passed"], r
+    np.savez(tmp_path / "big.npz", ids=np.full((8, 12), 2**40))
+    r = run_cli("validate", nets + ":build", tmp_path / "m.tflite", "--data", tmp_path / "big.npz")
+    assert r.exit_code == 2 and "as int64, the model takes int32" in one_error(r), r
