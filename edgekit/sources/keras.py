@@ -91,7 +91,8 @@ def from_keras_model(model, origin: str, input_shapes: dict) -> SourceModel:
         model_inputs = list(model.inputs)
     in_struct = getattr(model, "_inputs_struct", None)
     in_keys = list(in_struct) if isinstance(in_struct, dict) else None  # dict inputs: fed by key
-    raw = [_numeric_spec(in_keys[i] if in_keys else _input_name(t, i), tuple(t.shape), str(t.dtype), origin)
+    raw = [_numeric_spec(in_keys[i] if in_keys else _input_name(t, i), tuple(t.shape), str(t.dtype),
+                         f"the Keras model from {origin}")
            for i, t in enumerate(in_struct.values() if in_keys else model_inputs)]
     specs = resolve_shapes(raw, input_shapes, what="Keras model")
     out_struct = getattr(model, "_outputs_struct", None)
@@ -198,7 +199,7 @@ def _numeric_spec(name: str, shape: tuple, dtype: str, origin: str) -> TensorSpe
     try:
         return TensorSpec(name, shape, np.dtype(dtype).name)
     except TypeError:
-        raise BadInput(f"Input {name!r} of the Keras model from {origin} takes {dtype} tensors; an on-device model "
+        raise BadInput(f"Input {name!r} of {origin} takes {dtype} tensors; an on-device model "
                        "takes numbers (TFLite's builtin ops have no string type).",
                        "Do the string processing (StringLookup, TextVectorization) in the app, outside the model, "
                        "and convert the model from the integer ids it produces.") from None
@@ -258,7 +259,8 @@ def load_saved_model(path: Path, input_shapes: dict, signature: str | None = Non
     # note names only signatures that compute something else
     distinct = [k for k in others if not _same_function(sigs[k], sig)]
     in_struct = sig.structured_input_signature[1]
-    raw = [TensorSpec(name, tuple(ts.shape.as_list()), np.dtype(ts.dtype.as_numpy_dtype).name)
+    raw = [_numeric_spec(name, tuple(ts.shape.as_list()), "string" if ts.dtype == tf.string else
+                         np.dtype(ts.dtype.as_numpy_dtype).name, f"the SavedModel {path}")
            for name, ts in sorted(in_struct.items())]
     specs = resolve_shapes(raw, input_shapes, what="SavedModel")
     out_names = sorted(sig.structured_outputs)

@@ -100,6 +100,15 @@ def test_keras_string_input_is_refused_by_name(tmp_path):
     assert "Input 's' of the Keras model" in one_error(r) and "takes string tensors" in r.stderr, r
     assert "StringLookup" in r.stderr, r
     assert sorted(p.name for p in tmp_path.iterdir()) == ["nets.py"], r
+    # the same model exported as a SavedModel: "Cannot make random data for input s 1x1 object" before
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("string_nets", nets)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    mod.build().export(str(tmp_path / "sm"), verbose=False)
+    r = run_cli("convert", tmp_path / "sm", "-o", tmp_path / "m.tflite")
+    assert r.exit_code == 2 and "Input 's' of the SavedModel" in one_error(r) and "takes string tensors" in r.stderr, r
 
 
 def _labels_case(tmp_path, labels):
