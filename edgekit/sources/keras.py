@@ -143,9 +143,18 @@ def from_keras_model(model, origin: str, input_shapes: dict) -> SourceModel:
             return dict(zip(out_names, call(list(args))))
 
         sig = [tf.TensorSpec(s.shape, s.dtype, name=s.name) for s in specs]
-        archive.add_endpoint("serving_default", serve, input_signature=sig)
-        with contextlib.redirect_stdout(io.StringIO()):  # keep stdout clean for --json
-            archive.write_out(folder, verbose=False)
+        try:
+            archive.add_endpoint("serving_default", serve, input_signature=sig)
+            with contextlib.redirect_stdout(io.StringIO()):  # keep stdout clean for --json
+                archive.write_out(folder, verbose=False)
+        except ValueError as exc:  # TensorFlow graphs take ASCII scope names only; Keras' eager call does not care
+            bad = re.search(r"'([^']*)' is not a valid (?:scope|node) name", str(exc))
+            if not bad:
+                raise
+            raise BadInput(f"The Keras model from {origin} has a layer or input named {bad.group(1)!r}, which TensorFlow "
+                           "cannot trace into a graph (names must match [A-Za-z0-9_.\\/>-]).",
+                           "Rename it with ASCII letters, digits, '_', '.', '-' (keras.layers.Dense(3, name='output')) "
+                           "and convert again.") from None
         return folder
 
     return SourceModel(

@@ -364,3 +364,18 @@ def test_int64_token_ids_feed_an_int32_input(tmp_path):
     np.savez(tmp_path / "big.npz", ids=np.full((8, 12), 2**40))
     r = run_cli("validate", nets + ":build", tmp_path / "m.tflite", "--data", tmp_path / "big.npz")
     assert r.exit_code == 2 and "as int64, the model takes int32" in one_error(r), r
+
+
+def test_keras_layer_with_a_non_ascii_name_is_refused_by_name(tmp_path):
+    """A Keras layer named '输出': Keras runs it eagerly, but TensorFlow's graph tracing for the
+    SavedModel export rejects the scope name. Before: "edgekit hit an unexpected ValueError"
+    (exit 1); now exit 2 naming the layer and how to rename it."""
+    nets = factory(tmp_path, """
+        def build():
+            a = keras.Input((8,), name="a")
+            return keras.Model(a, layers.Dense(3, name="输出")(a))
+    """, head=KERAS_HEAD)
+    r = run_cli("convert", nets + ":build", "-o", tmp_path / "m.tflite")
+    assert r.exit_code == 2, r
+    assert "named '输出'" in one_error(r) and "Rename it" in r.stderr, r
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["nets.py"], r
