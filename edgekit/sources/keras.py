@@ -149,6 +149,9 @@ def from_keras_model(model, origin: str, input_shapes: dict) -> SourceModel:
                 archive.write_out(folder, verbose=False)
         except ValueError as exc:  # TensorFlow graphs take ASCII scope names only; Keras' eager call does not care
             bad = re.search(r"'([^']*)' is not a valid (?:scope|node) name", str(exc))
+            if not bad and "non-unique argument names" in str(exc):  # an input name TF sanitises to '' twice
+                bad = next((re.match(r"(.*)", s.name) for s in specs
+                            if not re.fullmatch(r"[A-Za-z0-9.][A-Za-z0-9_.\\/>-]*", s.name)), None)
             if not bad:
                 raise
             raise BadInput(f"The Keras model from {origin} has a layer or input named {bad.group(1)!r}, which TensorFlow "

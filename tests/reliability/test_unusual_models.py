@@ -379,3 +379,8 @@ def test_keras_layer_with_a_non_ascii_name_is_refused_by_name(tmp_path):
     assert r.exit_code == 2, r
     assert "named '输出'" in one_error(r) and "Rename it" in r.stderr, r
     assert sorted(p.name for p in tmp_path.iterdir()) == ["nets.py"], r
+    # an input named so: TensorFlow's signature then saw "more than one argument named '图像'"
+    (tmp_path / "nets.py").write_text(KERAS_HEAD + "def build():\n    a = keras.Input((8,), name='图像')\n"
+                                      "    return keras.Model(a, layers.Dense(3, name='out')(a))\n")
+    r = run_cli("convert", nets + ":build", "-o", tmp_path / "m.tflite")
+    assert r.exit_code == 2 and "named '图像'" in one_error(r), r
