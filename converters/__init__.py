@@ -45,6 +45,9 @@ CONVERTERS: list[Converter] = [
     Converter("onnx", "torch_to_onnx"),
     Converter("onnx", "keras_to_onnx"),
     Converter("onnx", "onnx_to_onnx"),
+    Converter("executorch", "onnx_to_executorch"),
+    Converter("tflite", "onnx_to_tflite"),
+    Converter("executorch", "keras_to_executorch"),
 ]
 
 

@@ -33,22 +33,29 @@ def convert(source, recipe: QuantRecipe, dest: Path, options) -> Artifact:
     _onnx_common.no_io_dtype(options)
 
     def write_float(path: Path) -> None:
-        import onnx
-
-        model = onnx.load(source.extra["onnx_path"])  # external data read from beside it
-        by_name = {s.name: s for s in source.inputs}
-        for value in model.graph.input:
-            spec = by_name.get(value.name)
-            if spec is None:
-                continue
-            for dim, size in zip(value.type.tensor_type.shape.dim, spec.shape):
-                dim.Clear()
-                dim.dim_value = int(size)
-        fixed = path.with_name("fixed.onnx")
-        onnx.save(model, str(fixed))
-        _fold_constants(fixed, path)
+        static_model(source, path)
 
     return _onnx_common.finish(source, recipe, dest, options, write_float, ())
+
+
+def static_model(source, path: Path) -> None:
+    """Write the ONNX SOURCE to PATH as one file, inputs fixed to the resolved shapes, constants
+    folded (`_fold_constants`): the form every ONNX path starts from."""
+    import onnx
+
+    model = onnx.load(source.extra["onnx_path"])  # external data read from beside it
+    by_name = {s.name: s for s in source.inputs}
+    for value in model.graph.input:
+        spec = by_name.get(value.name)
+        if spec is None:
+            continue
+        for dim, size in zip(value.type.tensor_type.shape.dim, spec.shape):
+            dim.Clear()
+            dim.dim_value = int(size)
+    fixed = path.with_name(path.stem + ".fixed.onnx")
+    onnx.save(model, str(fixed))
+    _fold_constants(fixed, path)
+    fixed.unlink()
 
 
 def _fold_constants(src: Path, dest: Path) -> None:

