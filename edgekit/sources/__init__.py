@@ -6,6 +6,7 @@ import contextlib
 import importlib
 import importlib.util
 import inspect
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,8 +86,12 @@ def data_failure(exc: BaseException, origin: str, feeds: dict, start: int) -> Da
     [0, N)"): the message shows the range of the ids given. Args: EXC the framework's error,
     ORIGIN the model, FEEDS the batch {input name: array} it failed on, START the batch's first
     sample index. Returns DataRejected (a BadInput, exit 2) for the caller to raise."""
-    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
-    said = f"{type(exc).__name__}: {lines[0][:300] if lines else ''}".rstrip(": ")
+    lines = [re.sub(r"\x1b\[[0-9;]*m|\{\{function_node [^}]*\}\}\s*", "", ln).strip() for ln in str(exc).splitlines()]
+    lines = [ln for ln in lines if ln]
+    # Keras wraps the reason ("indices[0,3] = 40 is not in [0, 17)") after "Exception encountered when calling X"
+    reason = next((ln for ln in lines if not ln.startswith(("Exception encountered", "Arguments received", "•"))),
+                  lines[0] if lines else "")
+    said = f"{type(exc).__name__}: {reason[:300]}".rstrip(": ")
     ints = {k: v for k, v in feeds.items() if np.asarray(v).dtype.kind in "iu" and np.asarray(v).size}
     if ints:
         ranges = ", ".join(f"{k} in [{int(np.min(v))}, {int(np.max(v))}]" for k, v in ints.items())

@@ -384,3 +384,19 @@ def test_keras_layer_with_a_non_ascii_name_is_refused_by_name(tmp_path):
                                       "    return keras.Model(a, layers.Dense(3, name='out')(a))\n")
     r = run_cli("convert", nets + ":build", "-o", tmp_path / "m.tflite")
     assert r.exit_code == 2 and "named '图像'" in one_error(r), r
+
+
+def test_keras_token_ids_out_of_range_name_the_reason(tmp_path):
+    """Token ids past a Keras Embedding: the error quoted Keras' wrapper line ("Exception
+    encountered when calling Embedding.call().") instead of TensorFlow's reason after it."""
+    nets = factory(tmp_path, """
+        def build():
+            ids = keras.Input((12,), dtype="int32", name="ids")
+            x = layers.GlobalAveragePooling1D()(layers.Embedding(20, 8)(ids))
+            return keras.Model(ids, layers.Dense(3)(x))
+    """, head=KERAS_HEAD)
+    np.savez(tmp_path / "d.npz", ids=np.full((4, 12), 40, np.int32))
+    r = run_cli("convert", nets + ":build", "--data", tmp_path / "d.npz", "-o", tmp_path / "m.tflite")
+    assert r.exit_code == 2, r
+    line = one_error(r)
+    assert "= 40 is not in [0, 20)" in line and "Exception encountered" not in line and "ids in [40, 40]" in line, r
