@@ -77,6 +77,8 @@ def skipping(quantizer, float_layers: set):
                     for u in list(n.users) if _weighted(n) else []:
                         if u.op == "call_function" and _op(u).startswith(FUSED_ACTIVATIONS):
                             u.meta.pop("quantization_annotation", None)
+                    if _weighted(n):
+                        _unfuse_producer(n)
             _drop_dangling_shared(model)
             return model
 
@@ -84,6 +86,31 @@ def skipping(quantizer, float_layers: set):
             return quantizer.validate(model)
 
     return Skipping()
+
+
+def _unfuse_producer(node) -> None:
+    """NODE (a float layer's conv/linear) reads a quantized conv → ReLU6 pair that pt2e fused
+    (observer after the clamp only): observe the producer conv's output and let the clamp share
+    it, as the upstream quantizers do. Otherwise `bypass` hands NODE the clamp's float output, the
+    clamp's quantize node dies, and the producer conv, left with quantized inputs and a float
+    output, falls outside the XNNPACK delegate (lowering then fails: no out variant of
+    dequantize_per_channel)."""
+    import torch
+    from torchao.quantization.pt2e.quantizer import QuantizationAnnotation, SharedQuantizationSpec
+
+    key = "quantization_annotation"
+    act = node.args[0] if node.args else None
+    while isinstance(act, torch.fx.Node) and act.op == "call_function" and _op(act).startswith(("pad", "constant_pad")):
+        act = act.args[0]
+    if not (isinstance(act, torch.fx.Node) and act.op == "call_function" and _op(act).startswith(FUSED_ACTIVATIONS)):
+        return
+    conv, clamp = act.args[0], act.meta.get(key)
+    fused = conv.meta.get(key) if isinstance(conv, torch.fx.Node) and _weighted(conv) else None
+    if clamp is None or clamp.output_qspec is None or fused is None or fused.output_qspec is not None:
+        return
+    fused.output_qspec = clamp.output_qspec
+    shared = SharedQuantizationSpec(conv)
+    act.meta[key] = QuantizationAnnotation(input_qspec_map={conv: shared}, output_qspec=shared, _annotated=True)
 
 
 def _drop_dangling_shared(model) -> None:
