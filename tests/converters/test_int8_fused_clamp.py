@@ -86,3 +86,26 @@ def test_relu6_residual_int8_is_full_integer(cli, nets, tmp_path, to, suffix):
         assert q["float_ops_by_type"] == {} and q["ops_by_type"]["ADD"] == 1
     else:  # the fused conv → clamp pairs and the add run inside XNNPACK
         assert not [o for o in res["delegation"]["not_delegated"] if o.split(".")[1].startswith(("conv", "hardtanh", "add"))]
+
+
+def test_float_layer_after_a_fused_relu6_still_lowers_to_xnnpack():
+    """The accuracy-aware search keeps `project` float; it reads the depthwise conv → F.relu6
+    pair. The pair must keep a quantized output, or the depthwise conv falls outside the
+    delegate with int8 weights and lowering fails (no out variant of dequantize_per_channel)."""
+    import torch
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+    from executorch.exir import to_edge_transform_and_lower
+
+    from edgekit.quantization import RECIPES, search_pt2e
+    from tests.converters import torch_nets
+
+    model, example = torch_nets.relu6_residual()
+    rng = np.random.default_rng(0)
+    calib = [(torch.from_numpy(rng.standard_normal((1, 3, 16, 16)).astype(np.float32)),) for _ in range(8)]
+    converted, _ = search_pt2e.quantize(torch.export.export(model, example).module(), example, RECIPES["int8"],
+                                        calib, float_layers=["project"])
+    edge = to_edge_transform_and_lower(torch.export.export(converted, example), partitioner=[XnnpackPartitioner()])
+    left = [n for n in edge.exported_program().graph_module.graph.nodes
+            if n.op == "call_function" and "dequantize_per_channel" in str(n.target)]
+    assert not left
+    edge.to_executorch()
