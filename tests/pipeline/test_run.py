@@ -173,10 +173,10 @@ def test_a_failing_build_does_not_stop_the_others(project, cli):
 
 def test_build_that_cannot_apply_fails_before_anything_runs(project, cli):
     cfg = yaml.safe_load((project / "edgekit.yaml").read_text())
-    cfg["builds"].append({"name": "pte", "to": "executorch"})
+    cfg["builds"].append({"name": "ptl", "to": "torchscript"})
     (project / "edgekit.yaml").write_text(yaml.safe_dump(cfg))
     r = cli("run", project / "edgekit.yaml")
-    assert r.exit_code == 2 and "cannot be built for executorch" in r.stderr, r
+    assert r.exit_code == 2 and "cannot be built for torchscript" in r.stderr, r
     assert not (project / "edgekit-out").exists()  # a refused run leaves no folder behind
 
 
