@@ -92,7 +92,7 @@ def compare_layers(ref, cand_path: Path, samples, in_map: dict, thresholds: dict
         rows, unmatched = vs_torch(TorchTap(ref.native), probe, samples, in_map, progress)
     else:
         raise BadInput(
-            f"--per-layer cannot match a {ref.framework or ref.format} reference with a .tflite candidate yet.",
+            f"--per-layer cannot match the {ref.framework or ref.format} reference with a .tflite candidate yet.",
             "Use the Keras or PyTorch model (or another .tflite) as the reference for per-layer localisation.",
         )
     if not rows:
