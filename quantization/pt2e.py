@@ -30,10 +30,12 @@ def calibration_batches(samples, names: list[str], dtypes) -> list[tuple]:
     return out
 
 
-def quantizer_for(backend: str, recipe: QuantRecipe):
+def quantizer_for(backend: str, recipe: QuantRecipe, fused_clamp: bool = True):
     """The PT2E quantizer of BACKEND ("xnnpack": ExecuTorch's XNNPACKQuantizer; "litert":
     litert-torch's PT2EQuantizer) set globally to symmetric per-channel int8, dynamic for the
-    dynamic-int8 recipe. ValueError for another backend (a programming error)."""
+    dynamic-int8 recipe. With FUSED_CLAMP (default) the static quantizer also fuses conv →
+    ReLU6 and annotates litert-torch's adds (`with_fused_clamp`). ValueError for another backend
+    (a programming error)."""
     dynamic = recipe.name == "dynamic-int8"
     if backend == "xnnpack":
         from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
@@ -45,7 +47,7 @@ def quantizer_for(backend: str, recipe: QuantRecipe):
         from litert_torch.quantize.pt2e_quantizer import get_symmetric_quantization_config
     else:
         raise ValueError(backend)
-    cls = XNNPACKQuantizer if dynamic else with_fused_clamp(XNNPACKQuantizer, backend)
+    cls = XNNPACKQuantizer if dynamic or not fused_clamp else with_fused_clamp(XNNPACKQuantizer, backend)
     return cls().set_global(get_symmetric_quantization_config(is_per_channel=True, is_dynamic=dynamic))
 
 
