@@ -115,6 +115,19 @@ def converter_for(to: str, framework: str):
     return found.load()
 
 
+def package_versions(*names: str) -> dict:
+    """{distribution: version} of NAMES that are installed (the manifest's `tools`)."""
+    import importlib.metadata as md
+
+    out = {}
+    for name in names:
+        try:
+            out[name] = md.version(name)
+        except md.PackageNotFoundError:
+            pass
+    return out
+
+
 def __getattr__(name: str):
     # Former constants, now derived so they never drift from CONVERTERS.
     if name == "TARGET_FORMATS":

@@ -3,7 +3,6 @@ load-and-run check, and the Artifact with what the file holds."""
 
 from __future__ import annotations
 
-import importlib.metadata as md
 import tempfile
 from pathlib import Path
 
@@ -43,12 +42,9 @@ def finish(source, recipe, dest: Path, options, write_float, tools: tuple[str, .
     common.check_outputs(session, source, ".onnx")
     summary = onnx_quant.summarize(dest)
     ok, why = onnx_quant.effective(recipe.name, summary)
-    versions = {}
-    for pkg in ("onnx", "onnxruntime", *tools):
-        try:
-            versions[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            pass
+    from . import package_versions
+
+    versions = package_versions("onnx", "onnxruntime", *tools)
     quant = {"recipe": recipe.name, "effective": ok, **({"note": why} if why else {}), **summary}
     if recipe.name == "int8":
         quant["quantizer"] = "onnxruntime quantize_static (QDQ, S8S8, per-channel, MinMax)"

@@ -110,15 +110,19 @@ def _constants_as_values(gm) -> None:
 
 def versions() -> dict:
     """{package: version} of the ONNX hop (onnx, onnxruntime, onnx2torch)."""
-    import importlib.metadata as md
+    from . import package_versions
 
-    out = {}
-    for pkg in ("onnx", "onnxruntime", "onnx2torch"):
-        try:
-            out[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            pass
-    return out
+    return package_versions("onnx", "onnxruntime", "onnx2torch")
+
+
+def via_torch(torch_path, source, recipe, dest, options):
+    """Convert the ONNX SOURCE with the PyTorch converter module TORCH_PATH (same recipes,
+    options, result and errors) from `torch_source(source)`; the artifact records
+    `converted_via` "onnx2torch" and the hop's tool versions."""
+    artifact = torch_path.convert(torch_source(source), recipe, dest, options)
+    artifact.extra["converted_via"] = "onnx2torch"
+    artifact.tools = {**artifact.tools, **versions()}
+    return artifact
 
 
 def _name_inputs(gm, names: list[str]) -> None:

@@ -102,12 +102,6 @@ def _name_outputs(proto, names: list[str]) -> None:
 
 def versions() -> dict:
     """{package: version} of this hop (tensorflow, tf2onnx)."""
-    import importlib.metadata as md
+    from . import package_versions
 
-    out = {}
-    for pkg in ("tensorflow", "tf2onnx"):
-        try:
-            out[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            pass
-    return out
+    return package_versions("tensorflow", "tf2onnx")

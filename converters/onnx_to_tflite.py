@@ -20,7 +20,4 @@ def convert(source, recipe: QuantRecipe, dest: Path, options) -> Artifact:
     errors), from onnx2torch's module of the static, constant-folded graph. Also raises
     MissingDependency (exit 3) without onnx2torch and UnsupportedModel (exit 2) naming an ONNX op
     it cannot convert. The artifact's `converted_via` says which hop was taken."""
-    artifact = torch_path.convert(_onnx_torch.torch_source(source), recipe, dest, options)
-    artifact.extra["converted_via"] = "onnx2torch"
-    artifact.tools = {**artifact.tools, **_onnx_torch.versions()}
-    return artifact
+    return _onnx_torch.via_torch(torch_path, source, recipe, dest, options)

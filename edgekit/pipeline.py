@@ -84,7 +84,7 @@ def tool_versions() -> dict:
 
     out = {"edgekit": __version__}
     for dist in ("tensorflow-cpu", "tensorflow", "keras", "torch", "executorch", "ai-edge-litert", "litert-torch",
-                 "ai-edge-quantizer", "torchao", "onnxruntime"):
+                 "ai-edge-quantizer", "torchao", "onnxruntime", "onnx", "onnxscript", "tf2onnx", "onnx2torch"):
         try:
             out[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
