@@ -13,11 +13,12 @@ from edgekit.artifacts import Artifact
 from edgekit.errors import MissingDependency, UnsupportedModel, install_line
 from edgekit.native_log import capture_native_stderr, first_error_line
 from edgekit.quantization import QuantRecipe
+from edgekit.quantization import onnx as onnx_quant
 
 from . import _onnx_common
 
 FRAMEWORKS = ("keras", "tf-savedmodel")
-RECIPES = ("none", "fp16", "dynamic-int8", "int8")
+RECIPES = onnx_quant.RECIPES  # what ONNX Runtime's tools apply (edgekit.quantization.onnx)
 SUFFIX = ".onnx"
 OPSET = 17  # tf2onnx 1.17 supports opsets up to 18; 17 is ONNX Runtime's long-supported default
 

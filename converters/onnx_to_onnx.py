@@ -7,11 +7,12 @@ from pathlib import Path
 
 from edgekit.artifacts import Artifact
 from edgekit.quantization import QuantRecipe
+from edgekit.quantization import onnx as onnx_quant
 
 from . import _onnx_common
 
 FRAMEWORKS = ("onnx",)
-RECIPES = ("none", "fp16", "dynamic-int8", "int8")
+RECIPES = onnx_quant.RECIPES  # what ONNX Runtime's tools apply (edgekit.quantization.onnx)
 SUFFIX = ".onnx"
 
 

@@ -10,11 +10,12 @@ from edgekit.artifacts import Artifact
 from edgekit.errors import UnsupportedModel
 from edgekit.native_log import capture_native_stderr
 from edgekit.quantization import QuantRecipe
+from edgekit.quantization import onnx as onnx_quant
 
 from . import _onnx_common, _torch_common as common
 
 FRAMEWORKS = ("torch", "torch-exported")
-RECIPES = ("none", "fp16", "dynamic-int8", "int8")
+RECIPES = onnx_quant.RECIPES  # what ONNX Runtime's tools apply (edgekit.quantization.onnx)
 SUFFIX = ".onnx"
 OPSET = 18  # torch.onnx's dynamo exporter's default opset in torch 2.13
 

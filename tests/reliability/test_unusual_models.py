@@ -135,16 +135,19 @@ def test_labels_that_are_not_class_indices_are_refused(assets, tmp_path):
     assert r.exit_code in (0, 1) and r.json()["parity"]["accuracy"] is not None, r
 
 
-def test_int16x8_of_a_token_id_model_says_why_and_what_works(tmp_path):
-    """Keras Embedding model (int32 ids) with --quantize int16x8: TFLite records no range for the
-    integer input. Before: the converter's line with only "Run with --debug"; now exit 2 naming
-    the input and the recipes that do take token ids (int8, dynamic-int8, fp16)."""
-    nets = factory(tmp_path, """
+TOKEN_IDS_MODEL = """
         def build():
             ids = keras.Input((12,), dtype="int32", name="ids")
             x = layers.GlobalAveragePooling1D()(layers.Embedding(20, 8)(ids))
             return keras.Model(ids, layers.Dense(3)(x))
-    """, head=KERAS_HEAD)
+    """  # a Keras text model taking int32 token ids (vocabulary 20)
+
+
+def test_int16x8_of_a_token_id_model_says_why_and_what_works(tmp_path):
+    """Keras Embedding model (int32 ids) with --quantize int16x8: TFLite records no range for the
+    integer input. Before: the converter's line with only "Run with --debug"; now exit 2 naming
+    the input and the recipes that do take token ids (int8, dynamic-int8, fp16)."""
+    nets = factory(tmp_path, TOKEN_IDS_MODEL, head=KERAS_HEAD)
     np.savez(tmp_path / "c.npz", ids=np.random.default_rng(0).integers(0, 20, (16, 12)).astype(np.int32))
     r = run_cli("convert", nets + ":build", "--quantize", "int16x8", "--calibration", tmp_path / "c.npz",
                 "-o", tmp_path / "m.tflite")
@@ -170,12 +173,7 @@ def test_profile_of_a_token_id_model_without_data_runs(tmp_path):
     """`edgekit profile` of a .tflite taking int32 token ids, no --data: the agent's random
     integers in [-128, 127] made the GATHER fail and the error said to reconvert the model (exit 1).
     Ids without a quantization scale are now fed 0/1, valid for any vocabulary."""
-    nets = factory(tmp_path, """
-        def build():
-            ids = keras.Input((12,), dtype="int32", name="ids")
-            x = layers.GlobalAveragePooling1D()(layers.Embedding(20, 8)(ids))
-            return keras.Model(ids, layers.Dense(3)(x))
-    """, head=KERAS_HEAD)
+    nets = factory(tmp_path, TOKEN_IDS_MODEL, head=KERAS_HEAD)
     np.savez(tmp_path / "d.npz", ids=np.random.default_rng(0).integers(0, 20, (8, 12)).astype(np.int32))
     r = run_cli("convert", nets + ":build", "--data", tmp_path / "d.npz", "-o", tmp_path / "m.tflite")
     assert r.exit_code == 0, r
@@ -352,12 +350,7 @@ def test_int64_token_ids_feed_an_int32_input(tmp_path):
     """numpy's default integers are int64; a Keras Embedding model takes int32 ids. The data was
     refused ("gives input 'ids' as int64, the model takes int32") though the cast is exact; now
     cast when every id fits, and still refused when one does not."""
-    nets = factory(tmp_path, """
-        def build():
-            ids = keras.Input((12,), dtype="int32", name="ids")
-            x = layers.GlobalAveragePooling1D()(layers.Embedding(20, 8)(ids))
-            return keras.Model(ids, layers.Dense(3)(x))
-    """, head=KERAS_HEAD)
+    nets = factory(tmp_path, TOKEN_IDS_MODEL, head=KERAS_HEAD)
     np.savez(tmp_path / "d.npz", ids=np.random.default_rng(0).integers(0, 20, (8, 12)))  # int64
     r = run_cli("convert", nets + ":build", "--data", tmp_path / "d.npz", "-o", tmp_path / "m.tflite", "--json")
     assert r.exit_code == 0 and r.json()["parity"]["passed"], r
@@ -389,12 +382,7 @@ def test_keras_layer_with_a_non_ascii_name_is_refused_by_name(tmp_path):
 def test_keras_token_ids_out_of_range_name_the_reason(tmp_path):
     """Token ids past a Keras Embedding: the error quoted Keras' wrapper line ("Exception
     encountered when calling Embedding.call().") instead of TensorFlow's reason after it."""
-    nets = factory(tmp_path, """
-        def build():
-            ids = keras.Input((12,), dtype="int32", name="ids")
-            x = layers.GlobalAveragePooling1D()(layers.Embedding(20, 8)(ids))
-            return keras.Model(ids, layers.Dense(3)(x))
-    """, head=KERAS_HEAD)
+    nets = factory(tmp_path, TOKEN_IDS_MODEL, head=KERAS_HEAD)
     np.savez(tmp_path / "d.npz", ids=np.full((4, 12), 40, np.int32))
     r = run_cli("convert", nets + ":build", "--data", tmp_path / "d.npz", "-o", tmp_path / "m.tflite")
     assert r.exit_code == 2, r
