@@ -111,8 +111,13 @@ def thresholds_from(budgets: dict) -> dict:
 
 
 def run(pipeline: str | Path | Pipeline, only=None, out=None, force: bool = False, log=lambda m: None,
-        on_build=lambda name, status: None) -> dict:
-    """Run the pipeline; returns the report dict (also written as out/report.{json,md,html})."""
+        on_build=lambda name, status: None, cluster: str | None = None) -> dict:
+    """Run the pipeline; returns the report dict (also written as out/report.{json,md,html}).
+
+    CLUSTER (None: here, one build after another) is a Ray address (`ray://HEAD:10001`, `auto`,
+    `local`): builds and measurements run as Ray tasks (edgekit.cluster), the report is the same.
+    Raises BadInput (exit 2) for a bad file or --only, MissingDependency (exit 3) when CLUSTER is
+    given without Ray, TargetUnreachable (exit 4) when no cluster node offers a target."""
     p = pipeline if isinstance(pipeline, Pipeline) else load_pipeline(pipeline)
     if only:
         wanted = set(only)
@@ -122,6 +127,11 @@ def run(pipeline: str | Path | Pipeline, only=None, out=None, force: bool = Fals
                            "Builds: " + ", ".join(b.name for b in p.builds))
         p.builds = [b for b in p.builds if b.name in wanted]
     framework = check_builds(p)  # before the output folder exists: a refused run leaves nothing
+    session = None
+    if cluster:
+        from .cluster import connect
+
+        session = connect(cluster, p.targets)  # refuses a target no node offers, before anything runs
     out_dir = Path(out) if out else p.folder / "edgekit-out"
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -137,7 +147,9 @@ def run(pipeline: str | Path | Pipeline, only=None, out=None, force: bool = Fals
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "interrupted": False, "builds": [],
     }
     try:
-        for b in p.builds:
+        if session is not None:
+            session.run_builds(p, out_dir, versions, force, log, on_build, report["builds"])
+        for b in p.builds if session is None else ():
             on_build(b.name, "start")
             entry = _run_build(p, b, out_dir, versions, force, log)
             report["builds"].append(entry)
@@ -170,44 +182,45 @@ def _finish(report: dict, out_dir: Path) -> None:
     write_all(report, out_dir)
 
 
-def _run_build(p: Pipeline, b: BuildSpec, out_dir: Path, versions: dict, force: bool, log) -> dict:
+def artifact_path(p: Pipeline, b: BuildSpec, out_dir: Path) -> Path:
+    """Where build B's artifact lives: OUT_DIR/<build name>/<model stem><format suffix>."""
     from edgekit.converters import suffix_for
 
-    folder = out_dir / b.name
-    folder.mkdir(exist_ok=True)
-    artifact = folder / f"{Path(p.model.rpartition(':')[2] if ':' in p.model and not Path(p.model).exists() else p.model).stem}{suffix_for(b.to)}"
-    key = cache_key(p, b, versions)
-    budgets = {**p.budgets, **b.budgets}
-    entry = {"name": b.name, "options": b.options(), "artifact": str(artifact), "cache_key": key,
-             "status": "built", "notes": [], "error": None, "convert": None, "profiles": [], "budgets": []}
-    convert_result = None if force else _cached_convert(artifact, key, entry["notes"])
-    if convert_result is not None:
-        entry["status"] = "cached"
-        log(f"{b.name}: unchanged, reusing {artifact.name}")
-    else:
-        from .build import convert
+    model = p.model.rpartition(":")[2] if ":" in p.model and not Path(p.model).exists() else p.model
+    return out_dir / b.name / f"{Path(model).stem}{suffix_for(b.to)}"
 
-        log(f"{b.name}: building {b.to} ({b.quantize})")
-        try:
-            convert_result = convert(
-                p.model, to=b.to, quantize=b.quantize, calibration=b.calibration or p.calibration, data=p.data,
-                io_dtype=b.io_dtype, input_shapes={**p.input_shapes, **b.input_shapes}, allow_tf_ops=b.allow_tf_ops,
-                output=artifact, weights=p.weights, channels_last_io=b.channels_last_io, samples=p.samples,
-                thresholds=thresholds_from(budgets), **b.quantize_options(),
-            )
-        except EdgekitError as exc:
-            raise_if_ctrl_c_seen()
-            entry.update(status="failed", passed=False, error={"message": exc.message, "hint": exc.hint, "exit_code": exc.exit_code})
-            return entry
-        _stamp_cache_key(artifact, key)
-    entry["convert"] = convert_result
-    for target in p.targets:
-        try:
-            entry["profiles"].append(_profile(p, artifact, target, force, entry["notes"], log))
-        except EdgekitError as exc:
-            raise_if_ctrl_c_seen()
-            entry["profiles"].append({"target": target, "error": {"message": exc.message, "hint": exc.hint, "exit_code": exc.exit_code}})
-    entry["budgets"] = evaluate_budgets(budgets, convert_result, entry["profiles"], p.targets)
+
+def new_entry(b: BuildSpec, artifact: Path, key: str) -> dict:
+    """The report entry of build B before it ran (status "built", nothing measured yet)."""
+    return {"name": b.name, "options": b.options(), "artifact": str(artifact), "cache_key": key,
+            "status": "built", "notes": [], "error": None, "convert": None, "profiles": [], "budgets": []}
+
+
+def convert_build(p: Pipeline, b: BuildSpec, artifact: Path, key: str) -> dict:
+    """Convert build B of P to ARTIFACT (a path; its folder exists) and stamp the cache KEY in its
+    manifest; returns convert's result dict. Raises what edgekit.build.convert raises (an
+    EdgekitError: 1 parity/quantization check, 2 bad input, 3 missing dependency)."""
+    from .build import convert
+
+    result = convert(
+        p.model, to=b.to, quantize=b.quantize, calibration=b.calibration or p.calibration, data=p.data,
+        io_dtype=b.io_dtype, input_shapes={**p.input_shapes, **b.input_shapes}, allow_tf_ops=b.allow_tf_ops,
+        output=artifact, weights=p.weights, channels_last_io=b.channels_last_io, samples=p.samples,
+        thresholds=thresholds_from({**p.budgets, **b.budgets}), **b.quantize_options(),
+    )
+    _stamp_cache_key(artifact, key)
+    return result
+
+
+def error_of(exc: EdgekitError) -> dict:
+    """An EdgekitError as the report's error object {message, hint, exit_code}."""
+    return {"message": exc.message, "hint": exc.hint, "exit_code": exc.exit_code}
+
+
+def conclude(entry: dict, budgets: dict, targets: list[str]) -> dict:
+    """Fill ENTRY's budget outcomes and verdict from its convert result and profiles; returns it."""
+    convert_result = entry["convert"]
+    entry["budgets"] = evaluate_budgets(budgets, convert_result, entry["profiles"], targets)
     entry["passed"] = (all(v["passed"] for v in entry["budgets"])
                        and not any("error" in pr for pr in entry["profiles"])
                        and (convert_result.get("parity") or {}).get("passed", True)
@@ -215,7 +228,36 @@ def _run_build(p: Pipeline, b: BuildSpec, out_dir: Path, versions: dict, force: 
     return entry
 
 
-def _cached_convert(artifact: Path, key: str, notes: list) -> dict | None:
+def _run_build(p: Pipeline, b: BuildSpec, out_dir: Path, versions: dict, force: bool, log) -> dict:
+    artifact = artifact_path(p, b, out_dir)
+    artifact.parent.mkdir(exist_ok=True)
+    key = cache_key(p, b, versions)
+    entry = new_entry(b, artifact, key)
+    convert_result = None if force else cached_convert(artifact, key, entry["notes"])
+    if convert_result is not None:
+        entry["status"] = "cached"
+        log(f"{b.name}: unchanged, reusing {artifact.name}")
+    else:
+        log(f"{b.name}: building {b.to} ({b.quantize})")
+        try:
+            convert_result = convert_build(p, b, artifact, key)
+        except EdgekitError as exc:
+            raise_if_ctrl_c_seen()
+            entry.update(status="failed", passed=False, error=error_of(exc))
+            return entry
+    entry["convert"] = convert_result
+    for target in p.targets:
+        try:
+            entry["profiles"].append(_profile(p, artifact, target, force, entry["notes"], log))
+        except EdgekitError as exc:
+            raise_if_ctrl_c_seen()
+            entry["profiles"].append({"target": target, "error": error_of(exc)})
+    return conclude(entry, {**p.budgets, **b.budgets}, p.targets)
+
+
+def cached_convert(artifact: Path, key: str, notes: list) -> dict | None:
+    """The convert result saved beside ARTIFACT when its manifest holds cache KEY and the file is
+    whole (sha256 matches), marked cached; None otherwise (a broken entry adds a line to NOTES)."""
     manifest = read_manifest(artifact)
     if not artifact.exists() and manifest is None:
         return None
@@ -243,15 +285,19 @@ def _stamp_cache_key(artifact: Path, key: str) -> None:
         tmp.write_text(json.dumps(data, indent=2) + "\n")
 
 
-def _profile(p: Pipeline, artifact: Path, target: str, force: bool, notes: list, log) -> dict:
-    """Profile on one target; an unchanged artifact on the same target and settings is reused."""
-    from .profiling import profile
-
+def profile_cache(p: Pipeline, artifact: Path, target: str) -> tuple[Path, dict]:
+    """(cache file, key) of ARTIFACT's measurement on TARGET: equal keys (same file content,
+    target and settings) mean the saved measurement stands."""
     slug = "".join(c if c.isalnum() else "_" for c in target)
-    cache = artifact.with_name(f"profile-{slug}.json")
     key = {"sha256": file_sha256(artifact), "target": target, "runs": p.runs, "warmup": p.warmup,
            "threads": p.threads, "edgekit": __version__}
-    if not force and cache.is_file():
+    return artifact.with_name(f"profile-{slug}.json"), key
+
+
+def cached_profile(cache: Path, key: dict, notes: list) -> dict | None:
+    """The measurement saved in CACHE under KEY (marked cached), or None (an unreadable file adds
+    a line to NOTES)."""
+    if cache.is_file():
         try:
             saved = json.loads(cache.read_text())
             if saved.get("cache") == key:
@@ -259,10 +305,26 @@ def _profile(p: Pipeline, artifact: Path, target: str, force: bool, notes: list,
                 return saved["result"]
         except (OSError, ValueError, KeyError):
             notes.append(f"profile cache {cache.name} was unreadable; re-measured")
-    log(f"profiling {artifact.name} on {target}")
-    result = profile(artifact, target=target, runs=p.runs, warmup=p.warmup, threads=p.threads, data=p.data)
+    return None
+
+
+def store_profile(cache: Path, key: dict, result: dict) -> None:
+    """Save measurement RESULT in CACHE under KEY (written whole or not at all)."""
     with atomic_output(cache) as tmp:
         tmp.write_text(json.dumps({"cache": key, "result": result}, indent=1, default=str))
+
+
+def _profile(p: Pipeline, artifact: Path, target: str, force: bool, notes: list, log) -> dict:
+    """Profile on one target; an unchanged artifact on the same target and settings is reused."""
+    from .profiling import profile
+
+    cache, key = profile_cache(p, artifact, target)
+    saved = None if force else cached_profile(cache, key, notes)
+    if saved is not None:
+        return saved
+    log(f"profiling {artifact.name} on {target}")
+    result = profile(artifact, target=target, runs=p.runs, warmup=p.warmup, threads=p.threads, data=p.data)
+    store_profile(cache, key, result)
     return result
 
 
