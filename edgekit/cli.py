@@ -29,6 +29,7 @@ ROUTES = {
     "report": ("report", "Re-render a saved report.json as Markdown or HTML."),
     "run": ("run", "Build, check and profile every build of an edgekit.yaml; exit 1 when a budget fails."),
     "validate": ("validate", "Check that CANDIDATE (an artifact) computes what REFERENCE computes."),
+    "worker": ("worker", "Join the Ray cluster at HEAD, offering each --target as a device (runs until stopped)."),
 }
 
 # Every EDGEKIT_* environment variable edgekit reads → what it sets. The `edgekit --help` epilog

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Create .venv in the repository root and install edgekit with the pinned framework set.
 #   scripts/setup.sh          everything a user needs (edgekit-ml[all])
-#   scripts/setup.sh dev      plus what the tests need
+#   scripts/setup.sh dev      plus what the tests need (Ray too: the cluster tests start a real one)
 # torch is pinned to 2.13.0: executorch 1.5.1 links that libtorch. Where pip finds no CPU wheel of
 # it locally, set PIP_EXTRA_INDEX_URL to PyTorch's CPU wheel index, or pip takes a multi-GB CUDA build.
 set -euo pipefail

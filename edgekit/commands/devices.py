@@ -14,18 +14,25 @@ from .output import show
               help="Contact each target (named ones too) and say whether it answers, and why not.")
 @click.option("--timeout", type=click.FloatRange(0.1, 600), default=15.0, show_default=True, metavar="S",
               help="With --check: seconds to wait for the targets (checked side by side).")
+@click.option("--cluster", metavar="ADDRESS",
+              help="List the devices the workers of this Ray cluster offer instead (ray://HEAD:10001, HEAD:6379, auto).")
 @host_key_option
 @json_option()
 @click.pass_context
-def devices_command(ctx, check, timeout, accept_new_host_key, as_json):
+def devices_command(ctx, check, timeout, cluster, accept_new_host_key, as_json):
     """List the targets edgekit can reach now (host, phones, Coral, named boards), or check one.
 
     \b
     Alone: list every target edgekit can reach now: this machine, the adb server's devices,
     Coral Edge TPUs here, and your named targets (not contacted unless --check). Each row's
-    NAME works as --target NAME.
+    NAME works as --target NAME. With --cluster: the devices the cluster's workers offer.
     """
     if ctx.invoked_subcommand is not None:
+        return
+    if cluster:
+        from edgekit.cluster import devices
+
+        show(as_json, lambda con: devices(cluster), print_cluster_devices)
         return
     from edgekit.targets import discover
 
@@ -55,6 +62,20 @@ def print_devices(con, result: dict) -> None:
     for note in result.get("notes", []):
         con.print(f"[dim]{escape(note)}[/]")
     con.print(f"[dim]named targets: {escape(result['targets_file'])} · use a NAME as --target NAME[/]")
+
+
+def print_cluster_devices(con, result: dict) -> None:
+    """`edgekit devices --cluster`: one row per device a live node offers (target, node id, ip)."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    t = Table(title=f"devices of the cluster at {escape(result['cluster'])}", title_justify="left")
+    for col in ("target", "node", "ip"):
+        t.add_column(col)
+    for d in result["devices"]:
+        t.add_row(escape(d["target"]), d["node"][:12], d["ip"])
+    con.print(t)
+    con.print(f"[dim]{result['nodes']} live node(s); a target here works in edgekit.yaml `targets:` with --cluster[/]")
 
 
 def _check_help() -> str:

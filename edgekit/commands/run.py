@@ -20,13 +20,17 @@ def _budgets_help() -> str:
 @click.option("--only", multiple=True, metavar="NAME", help="Run only this build (repeatable).")
 @click.option("-o", "--out", metavar="DIR", help="Output folder (default: edgekit-out/ beside the pipeline file).")
 @click.option("--force", is_flag=True, help="Rebuild and re-measure even when nothing changed.")
+@click.option("--cluster", metavar="ADDRESS",
+              help="Run builds and measurements as Ray tasks: ray://HEAD:10001, HEAD:6379, auto, or local "
+                   "(a throwaway cluster here). Devices come from `edgekit worker` on each lab host.")
 @json_option("report")
-def run_command(pipeline, only, out, force, as_json):
+def run_command(pipeline, only, out, force, cluster, as_json):
     """Build, check and profile every build of an edgekit.yaml; exit 1 when a budget fails.
 
     \b
     Writes OUT/<build>/ (artifact + manifest), OUT/report.json, report.md (for a CI job
-    summary) and report.html. Unchanged inputs reuse what OUT already holds.
+    summary) and report.html. Unchanged inputs reuse what OUT already holds. With --cluster the
+    same report comes from a Ray cluster (exit 3 without Ray, 4 when no worker offers a target).
     """
     from edgekit.errors import CheckFailed
     from edgekit.pipeline import run
@@ -35,7 +39,7 @@ def run_command(pipeline, only, out, force, as_json):
     STATE.interrupted_note = "Interrupted: the partial report in the output folder says what finished."
 
     def work(con):
-        return run(pipeline, only=only or None, out=out, force=force, log=log_to(con),
+        return run(pipeline, only=only or None, out=out, force=force, log=log_to(con), cluster=cluster,
                    on_build=lambda name, state: print_build_state(con, name, state))
 
     report = show(as_json, work, print_run, status="running the pipeline")
