@@ -218,6 +218,33 @@ def test_without_ray_cluster_is_exit_3_with_the_install_line(tmp_path):
     assert not (pipeline.parent / "edgekit-out").exists()
 
 
+@pytest.mark.slow
+def test_ctrl_c_cancels_the_cluster_tasks_and_leaves_a_partial_report(cluster, tmp_path):
+    pipeline = _project(tmp_path, ["host"])
+    out = tmp_path / "out"
+    proc = subprocess.Popen([*edgekit_cmd(), "run", str(pipeline), "-o", str(out), "--cluster", cluster.address],
+                            env=cluster.env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    try:
+        deadline = time.monotonic() + 300
+        for line in proc.stderr:
+            if ": built" in line or time.monotonic() > deadline:  # one build is whole, others still run
+                break
+        proc.send_signal(signal.SIGINT)
+        rest = proc.stderr.read()
+        assert proc.wait(timeout=120) == 130, rest
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    report = json.loads((out / "report.json").read_text())
+    assert report["interrupted"] is True and report["passed"] is False and report["not_run"], report
+    assert len(report["builds"]) + len(report["not_run"]) == 4 and "partial report" in rest
+    assert "Traceback" not in rest, rest
+    deadline = time.monotonic() + 30  # the cancelled builds stop on the workers, not run to the end
+    while time.monotonic() < deadline and any(_task_process("build_task", w) for w in (cluster.host_worker, cluster.board_worker)):
+        time.sleep(0.5)
+    assert not any(_task_process("build_task", w) for w in (cluster.host_worker, cluster.board_worker))
+
+
 def _task_process(name: str, worker: subprocess.Popen) -> int | None:
     """The pid of a Ray worker process of WORKER's node running task NAME (Ray titles it ray::NAME)."""
     for proc in Path("/proc").iterdir():
@@ -258,7 +285,8 @@ def test_a_worker_killed_mid_build_the_build_finishes_elsewhere(cluster, tmp_pat
     report = json.loads(stdout)
     assert [b["name"] for b in report["builds"]] == ["fp32", "fp16", "dyn8", "int8"] and not report["interrupted"]
     assert all(b["status"] == "built" and b["convert"]["sha256"] for b in report["builds"]), report["builds"]
-    for b in report["builds"]:
+    for b in report["builds"]:  # the killed build too ran again, to the end, on the surviving worker
+        assert b["node"]["id"] == cluster.devices["host"], b["node"]
         host, board = b["profiles"]
         assert "error" not in host and host["node"]["id"] == cluster.devices["host"]
         assert board["error"]["exit_code"] == 4 and board["target"] == cluster.board
