@@ -44,7 +44,8 @@ def init(address: str, targets: list[str] = ()):
     kw = dict(log_to_driver=False, logging_level="ERROR", configure_logging=True)
     try:
         if address == "local":
-            ray.init(include_dashboard=False, resources={device_resource(t): 1 for t in targets}, **kw)
+            ray.init(address="local", include_dashboard=False,  # "local": never join a cluster found here
+                     resources={device_resource(t): 1 for t in targets}, **kw)
         else:
             ray.init(address=address, **kw)
     except (ConnectionError, TimeoutError, RuntimeError, ValueError) as exc:

@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from tests.conftest import edgekit_cmd
+from tests.pipeline.test_run import schema_validator
 from tests.targets.conftest import Sshd, _free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -71,7 +72,7 @@ class Cluster:
         # "ssh://board?python=..." (the profile names the target without its query), locally as well
         self.board = "ssh://board"
         # the head notices a dead worker within seconds (Ray's default waits ~30 s)
-        self.env = dict(os.environ, HOME=str(home), RAY_USAGE_STATS_ENABLED="0",
+        self.env = dict(os.environ, HOME=str(home), RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="disabled",
                         RAY_health_check_period_ms="1000", RAY_health_check_failure_threshold="3",
                         RAY_health_check_initial_delay_ms="1000",
                         RAY_raylet_start_wait_time_s="120")
@@ -177,7 +178,9 @@ def test_cluster_report_equals_the_local_one_and_a_second_run_rebuilds_nothing(c
     assert [b["passed"] for b in cr["builds"]] == [False, True, True, True], [
         (b["name"], [v for v in b["budgets"] if not v["passed"]], [p.get("error") for p in b["profiles"]]) for b in cr["builds"]]
     assert json.loads((tmp_path / "cluster" / "report.json").read_text())["builds"] == cr["builds"]
+    schema_validator().validate(cr)  # the same schema as a local run's report
     workers = {cluster.devices["host"], cluster.devices[cluster.board]}
+    assert len(workers) == 2  # two nodes, each offering its own device
     for b in cr["builds"]:
         assert b["status"] == "built" and b["node"]["id"] in workers  # built on a worker, not the head
         assert Path(b["artifact"]).is_file() and Path(b["convert"]["artifact"]) == Path(b["artifact"])
