@@ -60,8 +60,9 @@ class Cluster:
     CPU each: HOST_WORKER offers `host`, BOARD_WORKER the sshd board BOARD."""
 
     def __init__(self, root: Path, sshd: Sshd):
-        self.port = _free_port()
+        self.port, client_port = _free_port(), _free_port()
         self.address = f"127.0.0.1:{self.port}"
+        self.client_address = f"ray://127.0.0.1:{client_port}"  # Ray Client, as from outside the cluster
         home = root / "home"
         (home / ".ssh").mkdir(parents=True)
         (home / ".ssh" / "known_hosts").write_text(sshd.known_hosts_line() + "\n")
@@ -81,7 +82,8 @@ class Cluster:
         ray_bin = str(Path(sys.executable).parent / "ray")
         self.head = _ray_start(ray_bin, "start", "--head", "--block", "--port", str(self.port), "--num-cpus", "0",
                                "--include-dashboard", "false", "--object-store-memory", STORE,
-                               "--disable-usage-stats", env=self.env, log=root / "head.log")
+                               "--disable-usage-stats", "--ray-client-server-port", str(client_port),
+                               env=self.env, log=root / "head.log")
         self.root = root
         self.host_worker = self.board_worker = None
         try:
@@ -203,6 +205,18 @@ def test_a_target_no_worker_offers_is_refused_before_anything_runs(cluster, tmp_
     assert r.returncode == 4, r.stderr
     assert "ssh://pi@pi4-lab" in r.stderr and "edgekit worker --head" in r.stderr and "Traceback" not in r.stderr
     assert not (pipeline.parent / "edgekit-out").exists()
+
+
+def test_through_ray_client_from_outside_the_cluster(cluster, tmp_path):
+    """ray://HEAD:PORT (Ray Client): the devices listing and a run, as from a laptop."""
+    r = _edgekit("devices", "--cluster", cluster.client_address, "--json", env=cluster.env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert {d["target"]: d["node"] for d in json.loads(r.stdout)["devices"]} == cluster.devices
+    pipeline = _project(tmp_path, ["host"])
+    r = _edgekit("run", pipeline, "--only", "fp16", "--cluster", cluster.client_address, "--json", env=cluster.env)
+    assert r.returncode == 0, r.stderr
+    (build,) = json.loads(r.stdout)["builds"]
+    assert build["status"] == "built" and build["profiles"][0]["node"]["id"] == cluster.devices["host"]
 
 
 def test_without_ray_cluster_is_exit_3_with_the_install_line(tmp_path):
