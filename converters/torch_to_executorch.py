@@ -83,7 +83,9 @@ def convert(source, recipe: QuantRecipe, dest: Path, options) -> Artifact:
                                                             source.extra["input_names"])
                     quant.update(found)
                 else:
-                    converted, _ = pt2e.quantize(gm, example, recipe, calib, backend="xnnpack")
+                    from edgekit.quantization import pt2e_floor  # pt2e.quantize, weights' scales unfloored
+
+                    converted, _ = pt2e_floor.quantize(gm, example, recipe, calib, backend="xnnpack")
         except Exception as exc:
             raise UnsupportedModel(f"PT2E quantization ({recipe.name}) failed: {type(exc).__name__}: "
                                    f"{str(exc).strip().splitlines()[0][:400] if str(exc).strip() else ''}",
