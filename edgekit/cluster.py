@@ -159,7 +159,7 @@ class Session:
                 if inputs_ref is None:
                     inputs_ref = ray.put(tasks.pack(tasks.pipeline_inputs(p)))
                 log(f"{b.name}: building {b.to} ({b.quantize}) on the cluster")
-                meta_ref, files_ref = build_fn.remote(p, b, inputs_ref, artifact.name, key)
+                meta_ref, files_ref = build_fn.remote(p, b, inputs_ref, artifact.name, key, versions)
                 pending[meta_ref] = ("build", b, files_ref, None)
             while pending:
                 ready, _ = ray.wait(list(pending), num_returns=1, timeout=WAIT_S)

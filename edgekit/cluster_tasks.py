@@ -83,14 +83,26 @@ def node_info() -> dict:
             "host": socket.gethostname()}
 
 
-def build_task(p, b, inputs: dict, artifact_name: str, key: str):
+def build_task(p, b, inputs: dict, artifact_name: str, key: str, versions: dict):
     """Build B of pipeline P on this worker. INPUTS is `pack(pipeline_inputs(p))`, ARTIFACT_NAME the
-    artifact's file name, KEY its cache key. Returns (meta, files): meta is {"convert": result,
-    "node": node_info(), "paths": {path here: original path}} or {"error": {message, hint,
-    exit_code}, "node": ...} when edgekit refused the build; files is {name: bytes} of the build
-    folder (artifact, manifest, companions). Anything else raised is a crash (Ray retries it)."""
+    artifact's file name, KEY its cache key, VERSIONS the driver's tool_versions() (part of KEY: a
+    worker with other versions refuses, exit 3 in the error, rather than build what KEY does not
+    describe). Returns (meta, files): meta is {"convert": result, "node": node_info(), "paths":
+    {path here: original path}} or {"error": {message, hint, exit_code}, "node": ...} when edgekit
+    refused the build; files is {name: bytes} of the build folder (artifact, manifest,
+    companions). Anything else raised is a crash (Ray retries it)."""
     from .errors import EdgekitError
-    from .pipeline import convert_build, error_of
+    from .pipeline import convert_build, error_of, tool_versions
+
+    here = tool_versions()
+    if here != versions:
+        differ = sorted(set(here) | set(versions), key=str)
+        differ = [f"{d} {here.get(d, 'missing')} (driver: {versions.get(d, 'missing')})" for d in differ
+                  if here.get(d) != versions.get(d)]
+        return {"error": {"message": f"{b.name}: the worker at {socket.gethostname()} has other tool versions than "
+                                     "the machine running edgekit run: " + ", ".join(differ) + ".",
+                          "hint": "Install the same versions on every worker (pip install -c scripts/constraints.txt "
+                                  "'edgekit-ml[all,ray]').", "exit_code": 3}, "node": node_info(), "paths": {}}, {}
 
     with tempfile.TemporaryDirectory(prefix="edgekit-build-") as tmp:
         where = unpack(inputs, Path(tmp) / "in")

@@ -219,6 +219,29 @@ def test_through_ray_client_from_outside_the_cluster(cluster, tmp_path):
     assert build["status"] == "built" and build["profiles"][0]["node"]["id"] == cluster.devices["host"]
 
 
+def test_a_worker_with_other_tool_versions_refuses_to_build(cluster, tmp_path, monkeypatch):
+    """The cache key holds the driver's tool versions: a worker whose versions differ builds
+    nothing and says which (exit 3 in the report's error), rather than an artifact the key does not
+    describe. Here the driver claims a torch that no worker has."""
+    import ray
+
+    from edgekit.cluster_tasks import build_task
+    from edgekit.pipeline import tool_versions
+    from edgekit.pipeline_file import load
+
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    p = load(_project(tmp_path, ["host"]))
+    ray.init(address=cluster.address, log_to_driver=False, logging_level="ERROR")
+    try:
+        claimed = {**tool_versions(), "torch": "0.0.1"}
+        meta, files = ray.get(ray.remote(build_task).options(num_cpus=1).remote(
+            p, p.builds[0], {}, "digits.tflite", "key", claimed), timeout=120)
+    finally:
+        ray.shutdown()
+    assert files == {} and meta["error"]["exit_code"] == 3, meta
+    assert "torch" in meta["error"]["message"] and "(driver: 0.0.1)" in meta["error"]["message"]
+
+
 def test_without_ray_cluster_is_exit_3_with_the_install_line(tmp_path):
     site = tmp_path / "no-ray"
     site.mkdir()
