@@ -330,4 +330,6 @@ def test_a_worker_killed_mid_build_the_build_finishes_elsewhere(cluster, tmp_pat
         host, board = b["profiles"]
         assert "error" not in host and host["node"]["id"] == cluster.devices["host"]
         assert board["error"]["exit_code"] == 4 and board["target"] == cluster.board
+        assert ("no worker offers this device any more" in board["error"]["message"]
+                or "the measurement did not finish" in board["error"]["message"]), board["error"]
     assert json.loads((out / "report.json").read_text())["builds"] == report["builds"]
