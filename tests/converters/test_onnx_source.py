@@ -74,7 +74,7 @@ def test_published_onnx_fixed_shapes_and_fp16(cli, ppocr_det, ocr_photos, tmp_pa
 def test_published_onnx_int8_verdict_is_the_measured_one(cli, ppocr_det, ocr_photos, tmp_path):
     """int8 (QDQ, per-channel: the opset-12 file is upgraded to 13 first, or the graph is invalid)
     on real inputs. Measured: cosine 0.92, PSNR 21.8 dB on the text-probability map, below the
-    int8 preset's 0.95: edgekit says so (exit 1, files written), it does not pass it."""
+    int8 preset's 0.95 (INT8_CAUSE): edgekit says so (exit 1, files written), it does not pass it."""
     out = tmp_path / "det_int8.onnx"
     r = cli("convert", ppocr_det, "--to", "onnx", "--quantize", "int8", "--calibration", ocr_photos / "calib.npy",
             "--data", ocr_photos / "check.npy", "-o", out, "--json")
@@ -82,6 +82,33 @@ def test_published_onnx_int8_verdict_is_the_measured_one(cli, ppocr_det, ocr_pho
     o = res["parity"]["outputs"][0]
     assert res["quantization"]["fallback"]["status"] == "full" and res["size_bytes"] < 0.35 * ppocr_det.stat().st_size
     assert out.exists() and 0.85 < o["cosine"] < 0.99 and o["psnr_db"] > 18
+    assert (r.exit_code == 0) == res["parity"]["passed"] and (o["cosine"] >= 0.95) == res["parity"]["passed"]
+
+
+INT8_CAUSE = """Measured cause of the remaining gap (issue 14): per-tensor int8 activations. PP-LCNetV3's
+activations reach ~2000 with a standard deviation ~200 (a few channels carry the outliers), and
+no op type is to blame: excluding any one op type from ORT's QDQ (Add, Mul, Clip, Div, Resize,
+Concat, HardSigmoid, GlobalAveragePool, ConvTranspose, Sigmoid, ...) moves cosine by <= 0.01;
+keeping the first 10 nodes float reaches 0.937. Percentile/Entropy calibration and symmetric
+activations do not help ORT (0.889 / 0.920 / 0.885); fusing the decomposed hard-swish and folding
+the scalar affine ops into the convs made both runtimes slightly worse. PT2E with MinMax
+activation observers lands where ORT does (0.918), its HistogramObserver at 0.878."""
+
+
+@pytest.mark.slow
+def test_published_onnx_int8_pte_verdict_is_the_measured_one(cli, ppocr_det, ocr_photos, tmp_path):
+    """int8 .pte (PT2E, XNNPACK) of the detector on real inputs. It had cosine 0.14: PT2E's
+    quantizers floor every per-channel weight scale at 2**-12, and PP-LCNetV3's folded convs have
+    many channels of weights below 0.031 (edgekit.quantization.pt2e_floor lowers the floor).
+    Measured now: cosine 0.875, 19.8 dB, still under the int8 preset's 0.95 (INT8_CAUSE): edgekit
+    says so (exit 1, file written)."""
+    out = tmp_path / "det_int8.pte"
+    r = cli("convert", ppocr_det, "--to", "executorch", "--quantize", "int8", "--calibration",
+            ocr_photos / "calib.npy", "--data", ocr_photos / "check.npy", "--samples", "12", "-o", out, "--json")
+    res = r.json()
+    o = res["parity"]["outputs"][0]
+    assert out.exists() and res["quantization"]["pt2e"]["quantize"] > 300
+    assert 0.8 < o["cosine"] < 0.99 and o["psnr_db"] > 17, o
     assert (r.exit_code == 0) == res["parity"]["passed"] and (o["cosine"] >= 0.95) == res["parity"]["passed"]
 
 
@@ -233,3 +260,72 @@ def test_ops_no_hop_supports_are_named(cli, tmp_path):
         assert not list(out.iterdir())
     ok = cli("convert", tmp_path / "det.onnx", "--to", "onnx", "-o", out / "det_static.onnx")
     assert ok.exit_code == 0, ok
+
+
+def _text_lines(n: int = 8, width: int = 320) -> np.ndarray:
+    """Text-line crops of skimage's scanned text and page, as PaddleOCR's recognizer
+    preprocessing feeds them: grey → 3 channels, height 48, width by aspect ratio (at most
+    WIDTH), (x/255 - 0.5)/0.5, zero padding on the right. Shape (n, 3, 48, WIDTH), float32."""
+    import skimage.data as data
+    import skimage.transform as transform
+
+    boxes = [(data.text(), (0, 0, 44, 440)), (data.text(), (40, 10, 90, 300)), (data.text(), (85, 0, 130, 448)),
+             (data.text(), (125, 20, 172, 400)), (data.page(), (0, 0, 40, 384)), (data.page(), (45, 0, 90, 300)),
+             (data.page(), (95, 30, 140, 384)), (data.page(), (140, 0, 191, 350))]
+    out = []
+    for im, (y0, x0, y1, x1) in boxes[:n]:
+        crop = im[y0:y1, x0:x1].astype(np.float64) / 255.0
+        w = min(width, int(np.ceil(48 * crop.shape[1] / crop.shape[0])))
+        line = np.zeros((3, 48, width), np.float32)
+        line[:, :, :w] = (transform.resize(crop, (48, w), anti_aliasing=True) - 0.5) / 0.5
+        out.append(line)
+    return np.stack(out)
+
+
+@pytest.fixture(scope="module")
+def ppocr_rec(tmp_path_factory):
+    """(PP-OCRv4 recognizer from the rapidocr wheel, .npy of 8 real text lines 1x3x48x320)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("rapidocr_onnxruntime")
+    if spec is None:
+        pytest.skip("rapidocr-onnxruntime is not installed (scripts/setup.sh dev installs it)")
+    lines = tmp_path_factory.mktemp("rec") / "lines.npy"
+    np.save(lines, _text_lines())
+    return Path(spec.origin).parent / "models" / "ch_PP-OCRv4_rec_infer.onnx", lines
+
+
+@pytest.mark.slow
+def test_published_recognizer_to_pte_on_text_lines(cli, ppocr_rec, tmp_path):
+    """PP-OCRv4's recognizer (SVTR-LCNet: convs, then attention blocks with LayerNorm, MatMul and
+    Softmax) → .pte at fp32 parity on real text lines; the per-step character distribution
+    (softmax over 6625 classes) matches ONNX Runtime's (measured 149 dB on random inputs)."""
+    model, lines = ppocr_rec
+    r = cli("convert", model, "--to", "executorch", "--data", lines, "-o", tmp_path / "rec.pte", "--json")
+    assert r.exit_code == 0, r
+    o = r.json()["parity"]["outputs"][0]
+    assert r.json()["inputs"][0]["shape"] == [1, 3, 48, 320] and o["psnr_db"] >= 60 and o["cosine"] > 0.9999
+
+
+REC_TFLITE_CAUSE = """litert-torch 0.10 converts this model *nondeterministically* (not edgekit, not onnx2torch: the
+.pte of the same torch module passes every time). Five conversions of the same file, same data:
+152.2, 152.2, 50.2, 49.7, 46.4 dB (PYTHONHASHSEED fixed does not fix it: seed 0 gave 49.7 and
+50.2). In the failing builds a residual Add of the attention blocks is wrong: cutting the ONNX
+graph and converting each prefix, both operands of node 352 (p2o.Add.261) match ONNX Runtime at
+> 115 dB as outputs of their own and their sum comes out at 23 dB; with litert-torch's min-cut
+layout partitioner forced (LAYOUT_OPTIMIZE_PARTITIONER=MINCUT) that add was right and the next
+residual add (node 370) wrong (26 dB). The layout pass orders nodes through sets/dicts of fx
+nodes, which are hashed by identity, so the rewrite differs between runs."""
+
+
+@pytest.mark.slow
+def test_published_recognizer_to_tflite_verdict_on_text_lines(cli, ppocr_rec, tmp_path):
+    """The recognizer → .tflite on real text lines: a build passes only at fp32 parity; a wrong
+    build (REC_TFLITE_CAUSE: about half of litert-torch's conversions) is exit 1 naming the
+    failure, never a pass."""
+    model, lines = ppocr_rec
+    r = cli("convert", model, "--to", "tflite", "--data", lines, "-o", tmp_path / "rec.tflite", "--json")
+    o = r.json()["parity"]["outputs"][0]
+    assert r.exit_code in (0, 1) and (tmp_path / "rec.tflite").exists(), r
+    assert (r.exit_code == 0) == (o["psnr_db"] >= 60 and o["cosine"] >= 0.9999), o
+    assert r.exit_code == 0 or (o["psnr_db"] < 60 and "PSNR" in " ".join(o["failures"])), o
