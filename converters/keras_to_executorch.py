@@ -23,6 +23,9 @@ def convert(source, recipe: QuantRecipe, dest: Path, options) -> Artifact:
     options, result and errors; `converted_via` "tf2onnx+onnx2torch"), parity against the Keras
     model. Also raises MissingDependency (exit 3) without tf2onnx or onnx2torch and
     UnsupportedModel (exit 2) naming an op either hop cannot translate."""
+    from edgekit.converters import refuse_search
+
+    refuse_search(options, "Keras → .pte")
     from edgekit.sources import SourceModel
 
     with tempfile.TemporaryDirectory(prefix="edgekit-onnx-") as tmp:

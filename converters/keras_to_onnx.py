@@ -39,6 +39,9 @@ def convert(source, recipe: QuantRecipe, dest: Path, options) -> Artifact:
     UnsupportedModel (exit 2) when tf2onnx cannot translate an op (named) or ONNX Runtime
     cannot quantize; CheckFailed (exit 1) when the outputs differ in shape or are not finite.
     """
+    from edgekit.converters import refuse_search
+
+    refuse_search(options, "Keras → .onnx")
     _onnx_common.no_io_dtype(options)
     return _onnx_common.finish(source, recipe, dest, options, lambda path: write_onnx(source, path, options.debug),
                                ("tensorflow", "tf2onnx"))

@@ -20,4 +20,7 @@ def convert(source, recipe: QuantRecipe, dest: Path, options) -> Artifact:
     errors), from onnx2torch's module of the static, constant-folded graph. Also raises
     MissingDependency (exit 3) without onnx2torch and UnsupportedModel (exit 2) naming an ONNX op
     it cannot convert. The artifact's `converted_via` says which hop was taken."""
+    from edgekit.converters import refuse_search
+
+    refuse_search(options, "ONNX → .pte")
     return _onnx_torch.via_torch(torch_path, source, recipe, dest, options)

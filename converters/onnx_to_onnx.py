@@ -31,6 +31,9 @@ def convert(source, recipe: QuantRecipe, dest: Path, options) -> Artifact:
     UnsupportedModel (exit 2) when ONNX Runtime cannot quantize the graph; CheckFailed (exit 1)
     when the result's outputs differ in shape from the source's or are not finite.
     """
+    from edgekit.converters import refuse_search
+
+    refuse_search(options, "ONNX → .onnx")
     _onnx_common.no_io_dtype(options)
 
     def write_float(path: Path) -> None:

@@ -36,6 +36,9 @@ def convert(source, recipe: QuantRecipe, dest: Path, options) -> Artifact:
     torch.export or the ONNX translation fails (naming the operator) or ONNX Runtime cannot
     quantize; CheckFailed (exit 1) when the file's outputs differ in shape or are not finite.
     """
+    from edgekit.converters import refuse_search
+
+    refuse_search(options, "PyTorch → .onnx")
     _onnx_common.no_io_dtype(options)
     ep = common.export(source)
 

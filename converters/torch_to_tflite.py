@@ -52,6 +52,9 @@ def convert(source, recipe: QuantRecipe, dest: Path, options) -> Artifact:
     litert-torch fails; CheckFailed (exit 1) when the .tflite does not load or gives outputs of
     other shapes than the source, or NaN/inf.
     """
+    from edgekit.converters import refuse_search
+
+    refuse_search(options, "PyTorch → .tflite")
     import litert_torch
 
     from edgekit.quantization import pt2e

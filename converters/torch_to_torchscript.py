@@ -46,6 +46,9 @@ def convert(source, recipe: QuantRecipe, dest: Path, options) -> Artifact:
     be neither traced nor scripted, or saving fails; CheckFailed (exit 1) when the .ptl does not
     load or run, or gives outputs of other shapes than the source, or NaN/inf.
     """
+    from edgekit.converters import refuse_search
+
+    refuse_search(options, "PyTorch → .ptl")
     import torch
 
     from edgekit.runtimes.torchscript import IO_FILE, LiteInterpreterSession

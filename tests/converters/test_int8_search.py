@@ -142,3 +142,15 @@ def test_tflite_search_keeps_exactly_the_fragile_layer_float(cli, fragile_keras,
     acc = res["parity"]["accuracy"]
     assert acc["reference"] - acc["candidate"] <= 0.01
     assert q["fallback"]["status"] == "selective" and q["fallback"]["passed"]
+
+
+@pytest.mark.parametrize("to, path", [("tflite", "PyTorch → .tflite"), ("onnx", "PyTorch → .onnx")])
+def test_paths_without_a_search_refuse_the_bar(cli, fragile_torch, tmp_path, to, path):
+    """A bar on a path that cannot keep chosen layers float is exit 2, nothing written and an
+    existing output untouched, instead of full int8 judged as if a search had run."""
+    out = tmp_path / f"fragile.{to}"
+    out.write_bytes(b"keep me")
+    r = cli(*fragile_torch, "--to", to, "--min-top1-agreement", "0.97", "-o", out)
+    assert r.exit_code == 2, r
+    assert f"not available for {path}" in r.stderr and "--to executorch" in r.stderr and "Traceback" not in r.stderr
+    assert out.read_bytes() == b"keep me" and sorted(p.name for p in tmp_path.iterdir()) == [out.name]
