@@ -274,3 +274,59 @@ def profile(artifact, target: str | None = "host", *, runs: int = 50, warmup: in
     settings = ProfileSettings(runs=runs, warmup=warmup, threads=threads, data=data, ops=ops)
     t = targets.get(target or "host", accept_new_host_key=accept_new_host_key, python=python)
     return t.profile(artifact, settings)
+
+
+SAME_SPEED = 0.05  # medians within ±5 % read as "no clear difference": the spread of medians we
+# measured between separate profiling processes of one artifact on one machine (benchmarks/bench_profile.py)
+
+
+def compare(result: dict, baseline: dict) -> dict:
+    """How RESULT's artifact compares with BASELINE's, both `profile` results from the same
+    target and settings (e.g. an int8 build against its float build): the answer to "will int8
+    help on this device?".
+
+    Args:
+        result, baseline: `profile` results (schema `$defs/profile`), latency in ms.
+
+    Returns the `comparison` entry: {"baseline": path, "recipe", "baseline_recipe" (from the
+    manifests, None without one), "p50_ms", "baseline_p50_ms", "latency_ratio" (median /
+    baseline median), "speedup" (its inverse), "size_ratio", "int8_features" (of the target's
+    CPU, see agent.device.int8_features), "verdict" ("faster" | "slower" | "same", with
+    SAME_SPEED as the margin), "statement" (one sentence for people)}. Never raises."""
+    from edgekit.artifacts import read_manifest
+    from edgekit.units import format_ms
+
+    def recipe(path):
+        try:
+            return (read_manifest(path) or {}).get("recipe")
+        except Exception:
+            return None
+
+    p50, base = result["latency_ms"].get("p50"), baseline["latency_ms"].get("p50")
+    ratio = p50 / base if p50 and base else None
+    verdict = None if ratio is None else ("same" if abs(ratio - 1) <= SAME_SPEED else
+                                          "faster" if ratio < 1 else "slower")
+    feats = (result.get("device") or {}).get("int8_features")
+    mine, theirs = recipe(result["artifact"]), recipe(baseline["artifact"])
+    what = f"{result['artifact']}" + (f" ({mine})" if mine else "")
+    than = f"{baseline['artifact']}" + (f" ({theirs})" if theirs else "")
+    where = f"on {result['target']}" + (f" ({', '.join(feats)})" if feats else "")
+    if verdict is None:
+        statement = f"No median latency to compare {what} with {than}."
+    elif verdict == "same":
+        statement = (f"{what} runs as fast as {than} {where}: medians {format_ms(p50)} vs {format_ms(base)}, within "
+                     f"{SAME_SPEED:.0%}.")
+    else:
+        statement = (f"{what} is {1 / ratio:.2f}× faster than {than} {where} (median {format_ms(p50)} vs {format_ms(base)})."
+                     if verdict == "faster" else
+                     f"{what} is {ratio:.2f}× SLOWER than {than} {where} (median {format_ms(p50)} vs {format_ms(base)}).")
+        if verdict == "slower" and "int8" in (mine or "") and feats is not None and \
+                not set(feats) & {"avx512_vnni", "avx512vnni", "avx_vnni", "amx_int8", "asimddp", "i8mm"}:
+            statement += " This CPU has no int8 dot-product instructions (VNNI, Arm dotprod/i8mm), where int8 " \
+                         "kernels often lose to float: keep the float build for this device."
+    size = result.get("size_bytes"), baseline.get("size_bytes")
+    return {"baseline": baseline["artifact"], "recipe": mine, "baseline_recipe": theirs, "p50_ms": p50,
+            "baseline_p50_ms": base, "latency_ratio": None if ratio is None else round(ratio, 4),
+            "speedup": None if ratio is None else round(1 / ratio, 4),
+            "size_ratio": round(size[0] / size[1], 4) if all(size) else None, "int8_features": feats,
+            "verdict": verdict, "statement": statement}

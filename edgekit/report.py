@@ -234,6 +234,12 @@ def print_profile(con, result: dict) -> None:
     parts = (dev.get("cpu"), dev.get("cores") and f"{dev['cores']} cores", dev.get("os"), dev.get("machine"),
              dev.get("python") and f"Python {dev['python']}")
     con.print("  device: " + (" · ".join(str(p) for p in parts if p) or "not described"))
+    cmp = result.get("comparison")
+    if cmp:
+        from rich.markup import escape
+
+        style = {"faster": "green", "slower": "bold red"}.get(cmp.get("verdict"), "bold")
+        con.print(f"[{style}]{escape(cmp['statement'])}[/]")
 
 
 def print_device_check(con, result: dict) -> None:

@@ -278,6 +278,7 @@ class ProfileResult(Record):
     ops: list | dict | None = None
     samples_ms: list[float] | None = None
     warnings: list[str] | None = None
+    comparison: dict[str, Any] | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 

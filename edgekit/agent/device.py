@@ -61,9 +61,25 @@ def package_version(name: str) -> str | None:
         return None
 
 
+# CPU features that decide whether int8 kernels beat float ones: XNNPACK's int8 GEMM/conv kernels
+# use VNNI (x86: AVX512-VNNI, AVX-VNNI, AMX-INT8) and dot-product / i8mm (Arm: asimddp, i8mm, SVE);
+# without them int8 can be slower than fp32 (measured here: 1.3-1.5x slower on AVX2 without VNNI).
+INT8_FEATURES = ("avx2", "avx512_vnni", "avx512vnni", "avx_vnni", "amx_int8", "asimddp", "i8mm", "sve", "sve2")
+
+
+def int8_features(cpuinfo: str) -> list[str]:
+    """The INT8_FEATURES present in CPUINFO (the text of /proc/cpuinfo: x86 "flags" or Arm
+    "Features" lines), sorted; [] when none or unknown."""
+    found = set()
+    for m in re.finditer(r"^(?:flags|Features)\s*:\s*(.+)$", cpuinfo, re.M):
+        found.update(f for f in m.group(1).split() if f in INT8_FEATURES)
+    return sorted(found)
+
+
 def device_info() -> dict:
     """hostname, machine, cpu, board (device-tree model), cores, usable_cores, os, kernel,
-    python, runtimes {package: version}, memory_mb: the `device` entry of every result."""
+    python, runtimes {package: version}, int8_features (`int8_features`), memory_mb: the
+    `device` entry of every result."""
     cpu = None
     text = _read("/proc/cpuinfo") or ""
     for key in ("model name", "Model", "Hardware", "cpu model", "Processor"):
@@ -91,6 +107,7 @@ def device_info() -> dict:
         "kernel": platform.release(),
         "python": platform.python_version(),
         "runtimes": {p: v for p in RUNTIME_PACKAGES if (v := package_version(p))},
+        "int8_features": int8_features(text),
     }
     mem = re.search(r"^MemTotal:\s+(\d+) kB", _read("/proc/meminfo") or "", re.M)
     if mem:

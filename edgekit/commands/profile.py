@@ -19,9 +19,12 @@ from .output import show
               help="Runtime threads (default: the target's core count).")
 @click.option("--data", metavar="DATA", help="Inputs (.npy, .npz, image folder); default random by the input specs.")
 @click.option("--no-ops", is_flag=True, help="Skip per-operator times (ExecuTorch ETDump, onnxruntime profiler).")
+@click.option("--baseline", metavar="ARTIFACT",
+              help="Also profile this artifact (e.g. the float build) on the same target with the same settings "
+                   "and state how ARTIFACT compares: will int8 help on this device?")
 @host_key_option
 @json_option()
-def profile_command(artifact, target, runs, warmup, threads, data, no_ops, accept_new_host_key, as_json):
+def profile_command(artifact, target, runs, warmup, threads, data, no_ops, baseline, accept_new_host_key, as_json):
     """Measure ARTIFACT where it will run: latency distribution, init, first inference, peak
     memory, delegate coverage, per-operator times where the runtime gives them.
 
@@ -34,16 +37,25 @@ def profile_command(artifact, target, runs, warmup, threads, data, no_ops, accep
       edgekit profile model.tflite --runs 100 --threads 4
       edgekit profile model.pte --target ssh://pi@raspberrypi.local --json
       edgekit profile model.tflite --target qemu-arm64
+      edgekit profile model_int8.pte --baseline model.pte
     """
     from edgekit.limits import existing_regular
     from edgekit.profiling import profile
     from edgekit.report import print_profile
 
     existing_regular(artifact, "The artifact")  # a FIFO or device: refused before anything reads it
+    if baseline:
+        existing_regular(baseline, "The baseline artifact")
 
     def work(con):
-        result = profile(artifact, target=target, runs=runs, warmup=warmup, threads=threads, data=data,
-                         ops=not no_ops, accept_new_host_key=accept_new_host_key)
+        kw = dict(target=target, runs=runs, warmup=warmup, threads=threads, data=data, ops=not no_ops,
+                  accept_new_host_key=accept_new_host_key)
+        base = profile(baseline, **kw) if baseline else None
+        result = profile(artifact, **kw)
+        if base is not None:
+            from edgekit.profiling import compare
+
+            result["comparison"] = compare(result, base)
         warning = threads_warning(threads, result)  # more threads than cores: a warning, not an error
         if warning:
             result.setdefault("warnings", []).append(warning)

@@ -152,3 +152,75 @@ def test_profile_efficientnet_lite0(cli, nets, tmp_path):
     d = res["delegation"]
     assert d["total_ops"] > 50 and d["delegated_ops"] == d["total_ops"] and d["partitions"] >= 1
     assert res["peak_rss_mb"] > res["baseline_rss_mb"] and res["size_bytes"] > 10_000_000
+
+
+def test_profile_baseline_states_whether_int8_helps(cli, keras_digits, digits_files, digits_tflite, tmp_path):
+    """`profile INT8 --baseline FLOAT`: both measured on the same target in one command, and the
+    result says how the int8 build compares (issue 11: "will int8 help on this device?")."""
+    int8 = tmp_path / "digits_int8.tflite"
+    r = cli("convert", keras_digits["keras"], "--quantize", "int8", "--calibration", digits_files / "calib.npz",
+            "-o", int8, "--data", digits_files / "test.npz", "--samples", "32")
+    assert r.exit_code == 0, r
+    r = cli("profile", int8, "--baseline", digits_tflite, "--runs", "60", "--threads", "1", "--json")
+    assert r.exit_code == 0, r
+    res = r.json()
+    c = res["comparison"]
+    assert c["baseline"] == str(digits_tflite) and c["recipe"] == "int8" and c["baseline_recipe"] == "none"
+    assert c["p50_ms"] == res["latency_ms"]["p50"]
+    assert abs(c["latency_ratio"] - c["p50_ms"] / c["baseline_p50_ms"]) < 1e-3
+    assert abs(c["speedup"] * c["latency_ratio"] - 1) < 1e-3
+    expected = "same" if abs(c["latency_ratio"] - 1) <= profiling.SAME_SPEED else (
+        "faster" if c["latency_ratio"] < 1 else "slower")
+    assert c["verdict"] == expected and c["size_ratio"] < 0.5
+    assert c["int8_features"] == res["device"]["int8_features"]
+    _schema_ok(res)
+    word = {"faster": "faster than", "slower": "SLOWER than", "same": "as fast as"}[c["verdict"]]
+    assert word in c["statement"] and word in " ".join(r.stderr.split())  # also in the terminal
+
+
+def test_profile_baseline_missing_is_exit_2(cli, digits_tflite, tmp_path):
+    r = cli("profile", digits_tflite, "--baseline", tmp_path / "nope.tflite")
+    assert r.exit_code == 2 and "Traceback" not in r.stderr and "nope.tflite" in r.stderr, r
+
+
+# /proc/cpuinfo lines as the kernels print them (x86: this machine and an AVX2-only Intel laptop;
+# Arm: a Raspberry Pi 4's Cortex-A72 and a Pi 5's Cortex-A76)
+CPUINFO = {
+    "epyc": "flags\t\t: fpu vme de pse tsc msr pae mce cx8 apic sse sse2 ssse3 fma cx16 sse4_1 sse4_2 avx f16c "
+            "avx2 bmi2 avx512f avx512dq avx512_bf16 avx512_vnni avx_vnni\n",
+    "avx2-only": "flags\t\t: fpu vme de pse tsc sse sse2 ssse3 fma sse4_1 sse4_2 avx f16c avx2 bmi1 bmi2\n",
+    "pi4": "processor\t: 0\nBogoMIPS\t: 108.00\nFeatures\t: fp asimd evtstrm crc32 cpuid\nCPU implementer\t: 0x41\n",
+    "pi5": "processor\t: 0\nBogoMIPS\t: 108.00\nFeatures\t: fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp "
+           "asimdhp cpuid asimdrdm lrcpc dcpop asimddp\nCPU implementer\t: 0x41\n",
+}
+
+
+def test_int8_features_from_cpuinfo():
+    from edgekit.agent.device import int8_features
+
+    assert int8_features(CPUINFO["epyc"]) == ["avx2", "avx512_vnni", "avx_vnni"]
+    assert int8_features(CPUINFO["avx2-only"]) == ["avx2"]
+    assert int8_features(CPUINFO["pi4"]) == [] and int8_features(CPUINFO["pi5"]) == ["asimddp"]
+    assert int8_features("") == []
+
+
+def test_comparison_explains_a_slower_int8_without_dot_product(digits_tflite, tmp_path):
+    """An int8 build measured slower on a CPU without VNNI/dotprod: the statement says so and why."""
+    import shutil
+
+    from edgekit.agent.device import int8_features
+
+    int8 = tmp_path / "m_int8.tflite"
+    shutil.copy(digits_tflite, int8)
+    (tmp_path / "m_int8.tflite.json").write_text(json.dumps({"recipe": "int8"}))
+    device = {"int8_features": int8_features(CPUINFO["pi4"])}
+    base = {"artifact": str(digits_tflite), "target": "ssh://pi@pi4", "latency_ms": {"p50": 4.0}, "size_bytes": 400,
+            "device": device}
+    slow = {**base, "artifact": str(int8), "latency_ms": {"p50": 5.6}, "size_bytes": 100}
+    c = profiling.compare(slow, base)
+    assert c["verdict"] == "slower" and c["latency_ratio"] == 1.4 and c["size_ratio"] == 0.25
+    assert "1.40× SLOWER" in c["statement"] and "no int8 dot-product" in c["statement"]
+    device["int8_features"] = int8_features(CPUINFO["pi5"])
+    assert "no int8 dot-product" not in profiling.compare(slow, base)["statement"]
+    same = profiling.compare({**slow, "latency_ms": {"p50": 4.1}}, base)
+    assert same["verdict"] == "same" and "as fast as" in same["statement"]
