@@ -75,6 +75,7 @@ def torch_source(source):
                                "torchvision, and torchvision cannot be imported here.",
                                "Cut the graph before that op (post-process on the app side), or install a "
                                "torchvision built for this torch.")
+    _spatial_means_as_global_pools(model)
     try:
         gm = onnx2torch.convert(model).eval()
     except Exception as exc:
@@ -93,6 +94,45 @@ def torch_source(source):
                        reference=source.reference, sha256=source.sha256, size_bytes=source.size_bytes,
                        extra={"example_inputs": example, "input_names": list(source.extra["input_names"]),
                               "output_names": list(source.extra["output_names"]), "via": "onnx2torch"})
+
+
+def _spatial_means_as_global_pools(model) -> int:
+    """Rewrite, in MODEL (an onnx.ModelProto), each ReduceMean over every spatial axis with
+    keepdims=1 (axes 2..rank-1, as an attribute or, from opset 18, a constant input) as the
+    GlobalAveragePool it equals. torch.onnx.export (opset 18) writes a CNN's global pooling as
+    ReduceMean-18, which onnx2torch 1.5.15 has no converter for (it knows ReduceMean up to
+    opset 13), so every PyTorch CNN exported to ONNX was refused on the way to .pte/.tflite;
+    GlobalAveragePool is the same op in every opset. Also drops Reshape's allowzero=1 (which
+    onnx2torch refuses) where the constant shape has no 0, the only case it changes anything.
+    Returns the number of ReduceMean nodes rewritten."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    consts = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    ranks = {v.name: len(v.type.tensor_type.shape.dim)
+             for v in list(onnx.shape_inference.infer_shapes(model).graph.value_info) + list(model.graph.input)}
+    done = 0
+    for n in model.graph.node:  # allowzero=1 (torch.onnx writes it) only differs when the shape holds a 0
+        if n.op_type == "Reshape" and len(n.input) > 1 and n.input[1] in consts and 0 not in consts[n.input[1]]:
+            keep = [a for a in n.attribute if a.name != "allowzero"]
+            del n.attribute[:]
+            n.attribute.extend(keep)
+    for i, n in enumerate(list(model.graph.node)):
+        if n.op_type != "ReduceMean" or n.input[0] not in ranks:
+            continue
+        attrs = {a.name: helper.get_attribute_value(a) for a in n.attribute}
+        axes = attrs.get("axes")
+        if axes is None and len(n.input) > 1 and n.input[1] in consts:
+            axes = consts[n.input[1]].tolist()
+        rank = ranks[n.input[0]]
+        if axes is None or attrs.get("keepdims", 1) != 1 or rank < 3 or \
+                sorted(a % rank for a in axes) != list(range(2, rank)):
+            continue
+        model.graph.node.remove(n)
+        model.graph.node.insert(i, helper.make_node("GlobalAveragePool", [n.input[0]], [n.output[0]],
+                                                    name=(n.name or n.output[0]) + "_global_pool"))
+        done += 1
+    return done
 
 
 def _constants_as_values(gm) -> None:

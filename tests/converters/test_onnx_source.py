@@ -329,3 +329,38 @@ def test_published_recognizer_to_tflite_verdict_on_text_lines(cli, ppocr_rec, tm
     assert r.exit_code in (0, 1) and (tmp_path / "rec.tflite").exists(), r
     assert (r.exit_code == 0) == (o["psnr_db"] >= 60 and o["cosine"] >= 0.9999), o
     assert r.exit_code == 0 or (o["psnr_db"] < 60 and "PSNR" in " ".join(o["failures"])), o
+
+
+POOLED_CNN = '''import torch
+
+
+class Net(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = torch.nn.Conv2d(3, 8, 3, padding=1)
+        self.fc = torch.nn.Linear(8, 4)
+
+    def forward(self, image):
+        pooled = torch.relu(self.conv(image)).mean((2, 3), keepdim=True)  # ONNX opset 18: ReduceMean-18
+        return self.fc(pooled.reshape(1, 8))
+
+
+def net():
+    return Net().eval(), (torch.zeros(1, 3, 16, 16),)
+'''
+
+
+def test_pytorch_cnn_through_onnx_to_pte(cli, tmp_path):
+    """PyTorch → .onnx (torch.onnx, opset 18) → .pte: the global mean becomes ReduceMean-18 and
+    the reshape carries allowzero=1, neither of which onnx2torch 1.5.15 converts; edgekit rewrites
+    them exactly (GlobalAveragePool; allowzero dropped for a shape without 0) and the .pte matches
+    the .onnx on ONNX Runtime."""
+    (tmp_path / "pooled.py").write_text(POOLED_CNN)
+    r = cli("convert", f"{tmp_path / 'pooled.py'}:net", "--to", "onnx", "--no-validate", "-o", tmp_path / "p.onnx")
+    assert r.exit_code == 0, r
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).standard_normal((4, 3, 16, 16)).astype(np.float32))
+    p = cli("convert", tmp_path / "p.onnx", "--to", "executorch", "--data", tmp_path / "x.npy", "-o",
+            tmp_path / "p.pte", "--json")
+    assert p.exit_code == 0, p
+    assert p.json()["converted_via"] == "onnx2torch" and p.json()["parity"]["outputs"][0]["psnr_db"] >= 60
