@@ -351,8 +351,11 @@ def evaluate_budgets(budgets: dict, conv: dict, profiles: list[dict], targets: l
             add(name, conv["size_bytes"] / 1e6, limit, True, unit="MB")
         elif name in ("latency_p90_ms", "peak_rss_mb"):
             per_target = limit if isinstance(limit, dict) else {t: limit for t in targets}
+            # one profile per target, in the targets' order (both runners); a profile names its
+            # target canonically (ssh://pi@board, not ssh://pi@board?python=...), so match by position
+            by_target = dict(zip(targets, profiles)) if len(profiles) == len(targets) else {}
             for t, lim in per_target.items():
-                prof = next((x for x in profiles if x.get("target") == t or x.get("target_spec") == t), None)
+                prof = by_target.get(t) or next((x for x in profiles if x.get("target") == t), None)
                 value = None
                 if prof and "error" not in prof:
                     value = prof["latency_ms"]["p90"] if name == "latency_p90_ms" else prof.get("peak_rss_mb")

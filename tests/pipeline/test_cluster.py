@@ -69,8 +69,7 @@ class Cluster:
         (home / ".ssh" / "config").write_text(
             f"Host board\n  HostName 127.0.0.1\n  Port {sshd.port}\n  User {sshd.user}\n"
             f"  IdentityFile {sshd.user_key}\n  UserKnownHostsFile {home / '.ssh' / 'known_hosts'}\n")
-        # the board's Python from EDGEKIT_SSH_PYTHON: a per-build `latency_p90_ms` finds no profile of
-        # "ssh://board?python=..." (the profile names the target without its query), locally as well
+        # the board's Python from EDGEKIT_SSH_PYTHON (the worker's device name stays "ssh://board")
         self.board = "ssh://board"
         # the head notices a dead worker within seconds (Ray's default waits ~30 s)
         self.env = dict(os.environ, HOME=str(home), RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="disabled",

@@ -176,3 +176,25 @@ def _cmdline(pid) -> str:
 def _agent_pids(folder) -> list[int]:
     return [int(p) for p in os.listdir("/proc") if p.isdigit() and "edgekit_agent" in _cmdline(p)
             and str(folder) in _cmdline(p)]
+
+
+def test_pipeline_latency_budget_on_a_board_named_with_its_python(cli, sshd, ssh_home, board_python, keras_digits,
+                                                                   digits_files, tmp_path):
+    """edgekit.yaml's `targets: [ssh://board?python=...]`: the profile names the board without the
+    query, and the latency budget of that target is still judged (it read "not measured")."""
+    import yaml
+
+    target = _board(board_python)
+    (tmp_path / "edgekit.yaml").write_text(yaml.safe_dump({
+        "model": str(keras_digits["keras"]), "data": str(digits_files / "test.npz"), "runs": 10,
+        "builds": [{"name": "fp32", "to": "tflite"}], "targets": [target],
+        "budgets": {"latency_p90_ms": 1000, "peak_rss_mb": 4000}}))
+    r = cli("run", tmp_path / "edgekit.yaml", "-o", tmp_path / "out", "--json")
+    assert r.exit_code == 0, r
+    build = r.json()["builds"][0]
+    assert build["profiles"][0]["target"] == "ssh://board"
+    verdicts = {v["budget"]: v for v in build["budgets"]}
+    for name in ("latency_p90_ms", "peak_rss_mb"):
+        assert verdicts[name]["target"] == target and verdicts[name]["value"] is not None, verdicts[name]
+        assert verdicts[name]["passed"]
+    assert sshd.leftovers() == []
