@@ -12,16 +12,19 @@ is not rebuilt on any node. The report is the one a local run writes (edgekit.pi
 from __future__ import annotations
 
 import json
+import socket
 import time
 from pathlib import Path
 
-from .errors import MissingDependency, TargetUnreachable
+from .errors import BadInput, MissingDependency, TargetUnreachable
 from .pipeline import (artifact_path, cache_key, cached_convert, cached_profile, conclude, new_entry,
                        profile_cache, store_profile)
 
 INSTALL = "pip install 'edgekit-ml[ray]'"
 BUILD_RETRIES = 3  # a build whose worker died runs again elsewhere (pure function of its inputs)
 WAIT_S = 1.0  # how often the driver looks for devices that left the cluster while it waits
+PROBE_S = 5.0  # how long a HOST:PORT may take to accept a TCP connection before it is unreachable
+FORMS = "ray://HEAD:10001, HEAD:6379, auto or local"
 
 
 def import_ray():
@@ -41,6 +44,7 @@ def init(address: str, targets: list[str] = ()):
     ray = import_ray()
     if ray.is_initialized():
         return ray
+    probe(address)
     kw = dict(log_to_driver=False, logging_level="ERROR", configure_logging=True)
     try:
         if address == "local":
@@ -53,6 +57,46 @@ def init(address: str, targets: list[str] = ()):
                                 "Start one (`ray start --head` on the head, `edgekit worker --head HEAD:6379 "
                                 "--target ...` on each lab host), then pass ray://HEAD:10001, HEAD:6379 or auto.") from exc
     return ray
+
+
+def parse_address(address: str, flag: str = "--cluster", client: bool = True) -> tuple[str, int] | None:
+    """(host, port) of a Ray ADDRESS ("ray://HOST[:PORT]" when CLIENT, "HOST:PORT"), or None for
+    "auto" and "local" (when CLIENT). Raises BadInput (exit 2) naming FLAG for anything else (empty,
+    no host, a port that is not 1-65535), before Ray is asked (which would wait on it for minutes)."""
+    text = (address or "").strip()
+    if client and text in ("auto", "local"):
+        return None
+    if client and text.startswith("ray://"):
+        host, sep, port = text[len("ray://"):].rpartition(":")
+        if not sep:  # ray://HEAD: Ray Client's default port
+            host, port = port, "10001"
+    else:
+        host, _, port = text.rpartition(":")
+    host = host.strip("[]")  # [::1]:6379
+    forms = FORMS if client else "HOST:PORT, e.g. 10.0.0.5:6379"
+    if not host or "/" in host or any(c.isspace() for c in host) or not port.isdigit() or not 0 < int(port) < 65536:
+        raise BadInput(f"{flag} {address!r} is not a Ray address (a host and a port from 1 to 65535).",
+                       f"Pass {forms}.")
+    return host, int(port)
+
+
+def probe(address: str, flag: str = "--cluster", client: bool = True) -> None:
+    """Check that something accepts TCP connections at ADDRESS's host and port within PROBE_S
+    seconds (Ray itself retries a silent address for minutes). Raises BadInput for a malformed
+    ADDRESS (see parse_address; FLAG, CLIENT as there) and TargetUnreachable (exit 4) when nothing
+    listens there."""
+    hp = parse_address(address, flag, client)
+    if hp is None:
+        return
+    try:
+        socket.create_connection(hp, timeout=PROBE_S).close()
+    except (OSError, UnicodeError) as exc:
+        raise TargetUnreachable(f"No Ray cluster answered at {address}: nothing accepted a connection at "
+                                f"{hp[0]}:{hp[1]} within {PROBE_S:g} s ({exc.strerror or exc}).",
+                                ("Start one (`ray start --head` on the head, `edgekit worker --head HEAD:6379 "
+                                 "--target ...` on each lab host), then pass ray://HEAD:10001, HEAD:6379 or auto; "
+                                 if client else "Start the head first (`ray start --head --port 6379` there); ")
+                                + "check the host name, the port and any firewall between.") from exc
 
 
 def device_resource(target: str) -> str:

@@ -128,7 +128,7 @@ def run(pipeline: str | Path | Pipeline, only=None, out=None, force: bool = Fals
         p.builds = [b for b in p.builds if b.name in wanted]
     framework = check_builds(p)  # before the output folder exists: a refused run leaves nothing
     session = None
-    if cluster:
+    if cluster is not None:  # an empty --cluster is refused, never a silent local run
         from .cluster import connect
 
         session = connect(cluster, p.targets)  # refuses a target no node offers, before anything runs

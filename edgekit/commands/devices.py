@@ -29,7 +29,7 @@ def devices_command(ctx, check, timeout, cluster, accept_new_host_key, as_json):
     """
     if ctx.invoked_subcommand is not None:
         return
-    if cluster:
+    if cluster is not None:  # an empty --cluster is refused (exit 2), never the local list
         from edgekit.cluster import devices
 
         show(as_json, lambda con: devices(cluster), print_cluster_devices)

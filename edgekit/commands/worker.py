@@ -35,12 +35,13 @@ def worker_command(head, targets, num_cpus, object_store_memory, check, accept_n
     import sys
 
     from edgekit import targets as registry
-    from edgekit.cluster import device_resource, import_ray
+    from edgekit.cluster import device_resource, import_ray, probe
     from edgekit.errors import TargetUnreachable
 
     from .output import console
 
     import_ray()
+    probe(head, "--head", client=False)  # a malformed head is exit 2, a silent one exit 4, both at once
     for t in targets:
         if check:
             result = registry.get(t, accept_new_host_key=accept_new_host_key).check()

@@ -257,6 +257,35 @@ def test_without_ray_cluster_is_exit_3_with_the_install_line(tmp_path):
     assert not (pipeline.parent / "edgekit-out").exists()
 
 
+@pytest.mark.parametrize("address", ["", "ray://", "ray://:0", "ray://nohost:99999", "foo", "host:port", " "])
+def test_a_malformed_cluster_address_is_exit_2_at_once_and_writes_nothing(tmp_path, address):
+    # Ray waited ~34 s on "ray://" and "ray://:0", then said exit 4; an empty --cluster ran locally
+    pipeline = _project(tmp_path, ["host"])
+    env = dict(os.environ, RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0")
+    for args in (["run", pipeline, "--cluster", address], ["devices", "--cluster", address],
+                 ["worker", "--head", address if address.startswith("ray://") or not address.strip() else "ray://x:1"]):
+        t0 = time.monotonic()
+        r = _edgekit(*args, env=env, timeout=60)
+        assert r.returncode == 2 and "is not a Ray address" in r.stderr and "Traceback" not in r.stderr, (args, r.stderr)
+        assert time.monotonic() - t0 < 20, args
+    assert not (pipeline.parent / "edgekit-out").exists()
+
+
+def test_an_address_where_nothing_listens_is_exit_4_in_seconds_with_what_to_start(tmp_path):
+    # HOST:6379 with no GCS there made Ray retry for minutes (killed by `timeout 120` still waiting)
+    pipeline = _project(tmp_path, ["host"])
+    env = dict(os.environ, RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0")
+    port = _free_port()
+    for args in (["run", pipeline, "--cluster", f"127.0.0.1:{port}"], ["run", pipeline, "--cluster", f"ray://127.0.0.1:{port}"],
+                 ["devices", "--cluster", f"127.0.0.1:{port}"], ["worker", "--head", f"127.0.0.1:{port}", "--target", "host"],
+                 ["devices", "--cluster", "ray://nohost.invalid:10001"]):
+        t0 = time.monotonic()
+        r = _edgekit(*args, env=env, timeout=60)
+        assert r.returncode == 4 and "ray start --head" in r.stderr and "Traceback" not in r.stderr, (args, r.stderr)
+        assert time.monotonic() - t0 < 30, args
+    assert not (pipeline.parent / "edgekit-out").exists()
+
+
 @pytest.mark.slow
 def test_ctrl_c_cancels_the_cluster_tasks_and_leaves_a_partial_report(cluster, tmp_path):
     pipeline = _project(tmp_path, ["host"])
