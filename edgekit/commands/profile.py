@@ -44,21 +44,66 @@ def profile_command(artifact, target, runs, warmup, threads, data, no_ops, basel
     from edgekit.report import print_profile
 
     existing_regular(artifact, "The artifact")  # a FIFO or device: refused before anything reads it
-    if baseline:
-        existing_regular(baseline, "The baseline artifact")
+    if baseline is not None:
+        _check_baseline(artifact, baseline)
 
     def work(con):
         kw = dict(target=target, runs=runs, warmup=warmup, threads=threads, data=data, ops=not no_ops,
                   accept_new_host_key=accept_new_host_key)
-        base = profile(baseline, **kw) if baseline else None
+        base = _profile_baseline(profile, baseline, kw) if baseline is not None else None
         result = profile(artifact, **kw)
         if base is not None:
             from edgekit.profiling import compare
 
             result["comparison"] = compare(result, base)
+            shapes = [[i["name"], i["shape"]] for i in result["inputs"]], [[i["name"], i["shape"]] for i in base["inputs"]]
+            if shapes[0] != shapes[1]:  # not two builds of one model: the speeds answer a different question
+                result.setdefault("warnings", []).append(
+                    f"{baseline} takes other inputs than {artifact} ({_shapes(shapes[1])} vs {_shapes(shapes[0])}): "
+                    "it is not a build of the same model, so the comparison is not about quantization.")
         warning = threads_warning(threads, result)  # more threads than cores: a warning, not an error
         if warning:
             result.setdefault("warnings", []).append(warning)
         return result
 
     show(as_json, work, print_profile, status=f"profiling on {target}")
+
+
+def _check_baseline(artifact: str, baseline: str) -> None:
+    """Refuse (BadInput, exit 2) an empty, missing or non-regular BASELINE, and one that is
+    ARTIFACT itself (a comparison with itself says nothing), before anything is measured."""
+    import os
+    from pathlib import Path
+
+    from edgekit.errors import BadInput
+    from edgekit.limits import existing_regular
+
+    if not baseline.strip():
+        raise BadInput("--baseline is empty.", "Pass the artifact to compare with, e.g. --baseline model.tflite "
+                       "(the float build of the same model).")
+    existing_regular(baseline, "The baseline artifact")
+    if not Path(baseline).exists():
+        raise BadInput(f"The baseline artifact {baseline} does not exist.",
+                       "Pass the other build of the model (a .tflite, .pte, .ptl or .onnx file).")
+    if Path(artifact).exists() and os.path.samefile(artifact, baseline):
+        raise BadInput(f"--baseline {baseline} is {artifact} itself: a comparison with itself says nothing.",
+                       "Pass the other build of the model, e.g. the float one beside the int8 one.")
+
+
+def _profile_baseline(profile, baseline: str, kw: dict) -> dict:
+    """PROFILE(BASELINE, **KW); an input error (exit 2: data that does not fit, a corrupt file)
+    names the baseline, since the user would otherwise look for it in the artifact."""
+    from edgekit.errors import BadInput
+
+    try:
+        return profile(baseline, **kw)
+    except BadInput as exc:
+        if baseline not in exc.message:
+            exc.message = f"The baseline {baseline}: {exc.message}"
+            exc.args = (exc.message,)
+        raise
+
+
+def _shapes(named: list) -> str:
+    """[[name, shape]] as "image 1x8x8x1, mask 1x8"."""
+    return ", ".join(f"{n} {'x'.join(map(str, s))}" for n, s in named)

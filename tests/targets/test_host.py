@@ -183,6 +183,26 @@ def test_profile_baseline_missing_is_exit_2(cli, digits_tflite, tmp_path):
     assert r.exit_code == 2 and "Traceback" not in r.stderr and "nope.tflite" in r.stderr, r
 
 
+
+def test_profile_baseline_that_is_the_artifact_or_empty_is_exit_2(cli, digits_tflite, tmp_path):
+    # both ran: the artifact "as fast as" itself; an empty --baseline was ignored without a word
+    link = tmp_path / "same.tflite"
+    link.symlink_to(digits_tflite)
+    for base, words in ((digits_tflite, "itself"), (link, "itself"), ("", "--baseline is empty")):
+        r = cli("profile", digits_tflite, "--baseline", base, "--runs", "2", "--no-ops")
+        assert r.exit_code == 2 and words in r.stderr and "Traceback" not in r.stderr, r
+
+
+def test_profile_baseline_with_other_inputs_is_named(cli, digits_tflite, digits_onnx, digits_files):
+    # --data fitting the artifact but not the baseline said "the model takes (1, 8, 8)", of no named
+    # model; a baseline of another model was compared without a word
+    r = cli("profile", digits_tflite, "--baseline", digits_onnx, "--data", digits_files / "test.npz", "--runs", "2")
+    assert r.exit_code == 2 and f"The baseline {digits_onnx}" in r.stderr and "Traceback" not in r.stderr, r
+    r = cli("profile", digits_tflite, "--baseline", digits_onnx, "--runs", "2", "--no-ops", "--json")
+    assert r.exit_code == 0, r
+    assert any("takes other inputs" in w for w in r.json()["warnings"]), r.json()["warnings"]
+    _schema_ok(r.json())
+
 # /proc/cpuinfo lines as the kernels print them (x86: this machine and an AVX2-only Intel laptop;
 # Arm: a Raspberry Pi 4's Cortex-A72 and a Pi 5's Cortex-A76)
 CPUINFO = {
