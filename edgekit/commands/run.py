@@ -46,11 +46,20 @@ def run_command(pipeline, only, out, force, cluster, as_json):
     for warning in _threads_warnings(report):
         console().print(f"[yellow]warning:[/] {warning}")
     if not report["passed"]:
+        unmeasured = _failed_measurements(report)
         raise CheckFailed(
             f"{report['failed_budgets']} budget(s) failed"
-            + (f", build(s) failed: {', '.join(report['failed_builds'])}" if report["failed_builds"] else "") + ".",
+            + (f", build(s) failed: {', '.join(report['failed_builds'])}" if report["failed_builds"] else "")
+            + (f", measurement(s) failed: {'; '.join(unmeasured)}" if unmeasured else "") + ".",
             f"See {report['out']}/report.md.",
         )
+
+
+def _failed_measurements(report: dict) -> list[str]:
+    """"BUILD on TARGET (the error's first line)" for each profile of the run REPORT that has an
+    error (an unreachable device fails the run with no budget failed: say why)."""
+    return [f"{b['name']} on {prof.get('target')} ({prof['error'].get('message', '').splitlines()[0]})"
+            for b in report.get("builds", []) for prof in b.get("profiles") or [] if prof.get("error")]
 
 
 def _threads_warnings(report: dict) -> list[str]:

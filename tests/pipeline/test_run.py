@@ -171,6 +171,22 @@ def test_a_failing_build_does_not_stop_the_others(project, cli):
     assert good["status"] == "built" and good["passed"]
 
 
+
+def test_an_unreachable_target_is_named_in_the_failure(project, cli):
+    # the run failed with "0 budget(s) failed." and nothing saying that the device never answered
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed once the with ends: connection refused at once
+    cfg = yaml.safe_load((project / "edgekit.yaml").read_text())
+    cfg["builds"], cfg["targets"] = cfg["builds"][:1], [f"ssh://nobody@127.0.0.1:{port}"]
+    (project / "edgekit.yaml").write_text(yaml.safe_dump(cfg))
+    r = cli("run", project / "edgekit.yaml")
+    assert r.exit_code == 1 and "Traceback" not in r.stderr, r
+    msg = " ".join(r.stderr.split())
+    assert f"measurement(s) failed: fp32 on ssh://nobody@127.0.0.1:{port} (" in msg and "cannot reach" in msg, msg
+
 def test_build_that_cannot_apply_fails_before_anything_runs(project, cli):
     cfg = yaml.safe_load((project / "edgekit.yaml").read_text())
     cfg["builds"].append({"name": "ptl", "to": "torchscript"})
