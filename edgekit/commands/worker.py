@@ -36,15 +36,24 @@ def worker_command(head, targets, num_cpus, object_store_memory, check, accept_n
 
     from edgekit import targets as registry
     from edgekit.cluster import device_resource, import_ray, probe
-    from edgekit.errors import TargetUnreachable
+    from edgekit.errors import BadInput, TargetUnreachable
 
     from .output import console
 
     import_ray()
+    names = [t.strip() for t in targets]
+    if "" in names:
+        raise BadInput("--target is empty: it would offer a device named '' that no pipeline can name.",
+                       "Pass a target as `edgekit profile --target` names it, e.g. --target host.")
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise BadInput(f"--target {', '.join(twice)} is given more than once; a device is offered once "
+                       "(capacity 1: one measurement at a time).", "Give each device once.")
+    found = [registry.get(t, accept_new_host_key=accept_new_host_key) for t in targets]  # unknown: exit 2 now
     probe(head, "--head", client=False)  # a malformed head is exit 2, a silent one exit 4, both at once
-    for t in targets:
+    for t, target in zip(targets, found):
         if check:
-            result = registry.get(t, accept_new_host_key=accept_new_host_key).check()
+            result = target.check()
             if not result.get("reachable", True):
                 raise TargetUnreachable(f"{t} did not answer: {result.get('detail', '')}",
                                         "Fix the connection (`edgekit devices check TARGET` says how) or leave it out.")

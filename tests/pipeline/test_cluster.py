@@ -286,6 +286,17 @@ def test_an_address_where_nothing_listens_is_exit_4_in_seconds_with_what_to_star
     assert not (pipeline.parent / "edgekit-out").exists()
 
 
+@pytest.mark.parametrize("targets, words", [(["host", " host"], "more than once"), ([""], "--target is empty"),
+                                            (["nosuch://x"], "Unknown target")])
+def test_worker_refuses_empty_duplicate_and_unknown_targets_before_joining(targets, words):
+    # `--target ''` joined offering the resource 'edgekit:'; `--target host --target host` joined
+    # announcing host twice; an unknown target behind a silent head was exit 4, not 2
+    env = dict(os.environ, RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0")
+    args = [a for t in targets for a in ("--target", t)]
+    r = _edgekit("worker", "--head", f"127.0.0.1:{_free_port()}", "--no-check", *args, env=env, timeout=60)
+    assert r.returncode == 2 and words in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
 @pytest.mark.slow
 def test_ctrl_c_cancels_the_cluster_tasks_and_leaves_a_partial_report(cluster, tmp_path):
     pipeline = _project(tmp_path, ["host"])
