@@ -24,6 +24,7 @@ INSTALL = "pip install 'edgekit-ml[ray]'"
 BUILD_RETRIES = 3  # a build whose worker died runs again elsewhere (pure function of its inputs)
 WAIT_S = 1.0  # how often the driver looks for devices that left the cluster while it waits
 PROBE_S = 5.0  # how long a HOST:PORT may take to accept a TCP connection before it is unreachable
+GCS_S = 10.0  # how long the GCS at HOST:PORT may take to say its cluster id
 FORMS = "ray://HEAD:10001, HEAD:6379, auto or local"
 
 
@@ -97,6 +98,30 @@ def probe(address: str, flag: str = "--cluster", client: bool = True) -> None:
                                  "--target ...` on each lab host), then pass ray://HEAD:10001, HEAD:6379 or auto; "
                                  if client else "Start the head first (`ray start --head --port 6379` there); ")
                                 + "check the host name, the port and any firewall between.") from exc
+    if not (client and address.strip().startswith("ray://")):  # Ray Client speaks another protocol
+        _gcs_answers(address, *hp)
+
+
+def _gcs_answers(address: str, host: str, port: int) -> None:
+    """Ask the Ray GCS at HOST:PORT (of ADDRESS) for its cluster id within GCS_S seconds: a port
+    that accepts connections but is no GCS (an ssh daemon, the Ray Client port) made ray.init retry
+    for minutes. Raises TargetUnreachable (exit 4) when it does not answer; returns quietly when
+    Ray's gRPC stubs are not found."""
+    try:
+        import grpc
+        from ray.core.generated import gcs_service_pb2, gcs_service_pb2_grpc
+    except ImportError:
+        return
+    with grpc.insecure_channel(f"{host}:{port}") as channel:
+        try:
+            gcs_service_pb2_grpc.NodeInfoGcsServiceStub(channel).GetClusterId(
+                gcs_service_pb2.GetClusterIdRequest(), timeout=GCS_S)
+        except grpc.RpcError as exc:
+            raise TargetUnreachable(
+                f"No Ray cluster answered at {address}: {host}:{port} accepts connections, but no Ray GCS "
+                f"answered there within {GCS_S:g} s ({exc.code().name}).",
+                "Pass the head's GCS port (`ray start --head --port 6379` prints it) as HEAD:6379, or the Ray "
+                "Client port as ray://HEAD:10001.") from exc
 
 
 def device_resource(target: str) -> str:

@@ -286,6 +286,23 @@ def test_an_address_where_nothing_listens_is_exit_4_in_seconds_with_what_to_star
     assert not (pipeline.parent / "edgekit-out").exists()
 
 
+def test_a_port_that_listens_but_is_no_ray_gcs_is_exit_4_in_seconds(tmp_path):
+    # a listener that never speaks (a wrong port, another service) made ray.init retry for minutes
+    env = dict(os.environ, RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0")
+    pipeline = _project(tmp_path, ["host"])
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        address = f"127.0.0.1:{silent.getsockname()[1]}"
+        for args in (["run", pipeline, "--cluster", address], ["devices", "--cluster", address],
+                     ["worker", "--head", address, "--target", "host"]):
+            t0 = time.monotonic()
+            r = _edgekit(*args, env=env, timeout=90)
+            assert r.returncode == 4 and "no Ray GCS answered" in r.stderr and "Traceback" not in r.stderr, r.stderr
+            assert time.monotonic() - t0 < 40, args
+    assert not (pipeline.parent / "edgekit-out").exists()
+
+
 @pytest.mark.parametrize("targets, words", [(["host", " host"], "more than once"), ([""], "--target is empty"),
                                             (["nosuch://x"], "Unknown target")])
 def test_worker_refuses_empty_duplicate_and_unknown_targets_before_joining(targets, words):
