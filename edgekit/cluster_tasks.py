@@ -70,9 +70,15 @@ def pipeline_inputs(p) -> list[str]:
 
 
 def _moved(value, where: dict):
-    """VALUE (a path-or-factory string or None) with its file part replaced by its copy in WHERE."""
-    part = file_part(value)
-    return value if part is None or part not in where else where[part] + value[len(part):]
+    """VALUE (a path-or-factory string or None) with its file part replaced by its copy in WHERE.
+    Matched by name, not by looking on disk: on a worker a relative path (the driver's `edgekit run
+    edgekit.yaml` from the pipeline's folder) names nothing in the worker's own folder."""
+    if value is None:
+        return value
+    for src, here in where.items():
+        if value == str(src) or value.startswith(str(src) + ":"):  # the file, or file.py:factory
+            return here + value[len(str(src)):]
+    return value
 
 
 def node_info() -> dict:

@@ -286,6 +286,18 @@ def test_an_address_where_nothing_listens_is_exit_4_in_seconds_with_what_to_star
     assert not (pipeline.parent / "edgekit-out").exists()
 
 
+def test_relative_input_paths_are_moved_on_a_worker_in_another_folder(tmp_path, monkeypatch):
+    # `edgekit run edgekit.yaml` from the pipeline's folder: every build on a worker started
+    # elsewhere failed with "The model models/digits.keras does not exist."
+    from edgekit.cluster_tasks import _moved
+
+    monkeypatch.chdir(tmp_path)  # the worker's folder: models/ is not here
+    where = {"models/digits.keras": "/w/in/0/digits.keras", "nets.py": "/w/in/1/nets.py"}
+    assert _moved("models/digits.keras", where) == "/w/in/0/digits.keras"
+    assert _moved("nets.py:build", where) == "/w/in/1/nets.py:build"
+    assert _moved("pkg.module:make", where) == "pkg.module:make" and _moved(None, where) is None
+
+
 def test_a_port_that_listens_but_is_no_ray_gcs_is_exit_4_in_seconds(tmp_path):
     # a listener that never speaks (a wrong port, another service) made ray.init retry for minutes
     env = dict(os.environ, RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0")
