@@ -102,26 +102,36 @@ def probe(address: str, flag: str = "--cluster", client: bool = True) -> None:
         _gcs_answers(address, *hp)
 
 
+_ASK_GCS = """
+import sys, grpc
+from ray.core.generated import gcs_service_pb2 as m, gcs_service_pb2_grpc as g
+with grpc.insecure_channel(sys.argv[1]) as c:
+    try:
+        g.NodeInfoGcsServiceStub(c).GetClusterId(m.GetClusterIdRequest(), timeout=float(sys.argv[2]))
+    except grpc.RpcError as e:
+        sys.exit(e.code().name)
+"""
+
+
 def _gcs_answers(address: str, host: str, port: int) -> None:
     """Ask the Ray GCS at HOST:PORT (of ADDRESS) for its cluster id within GCS_S seconds: a port
     that accepts connections but is no GCS (an ssh daemon, the Ray Client port) made ray.init retry
-    for minutes. Raises TargetUnreachable (exit 4) when it does not answer; returns quietly when
-    Ray's gRPC stubs are not found."""
+    for minutes. Raises TargetUnreachable (exit 4) when it does not answer. Asked from a child
+    process: grpc imported in this one broke a later Ray Client connection to the same cluster."""
+    import subprocess
+    import sys
+
     try:
-        import grpc
-        from ray.core.generated import gcs_service_pb2, gcs_service_pb2_grpc
-    except ImportError:
-        return
-    with grpc.insecure_channel(f"{host}:{port}") as channel:
-        try:
-            gcs_service_pb2_grpc.NodeInfoGcsServiceStub(channel).GetClusterId(
-                gcs_service_pb2.GetClusterIdRequest(), timeout=GCS_S)
-        except grpc.RpcError as exc:
-            raise TargetUnreachable(
-                f"No Ray cluster answered at {address}: {host}:{port} accepts connections, but no Ray GCS "
-                f"answered there within {GCS_S:g} s ({exc.code().name}).",
-                "Pass the head's GCS port (`ray start --head --port 6379` prints it) as HEAD:6379, or the Ray "
-                "Client port as ray://HEAD:10001.") from exc
+        r = subprocess.run([sys.executable, "-c", _ASK_GCS, f"{host}:{port}", str(GCS_S)], capture_output=True,
+                           text=True, timeout=GCS_S + 20)
+    except subprocess.TimeoutExpired:
+        r = subprocess.CompletedProcess([], 1, "", "DEADLINE_EXCEEDED")
+    if r.returncode and "ModuleNotFoundError" not in r.stderr and "ImportError" not in r.stderr:
+        raise TargetUnreachable(
+            f"No Ray cluster answered at {address}: {host}:{port} accepts connections, but no Ray GCS "
+            f"answered there within {GCS_S:g} s ({(r.stderr.strip().splitlines() or ['no answer'])[-1]}).",
+            "Pass the head's GCS port (`ray start --head --port 6379` prints it) as HEAD:6379, or the Ray "
+            "Client port as ray://HEAD:10001.")
 
 
 def device_resource(target: str) -> str:
