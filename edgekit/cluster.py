@@ -45,6 +45,7 @@ def init(address: str, targets: list[str] = ()):
     ray = import_ray()
     if ray.is_initialized():
         return ray
+    address = address.strip()  # as parse_address and probe read it: " HEAD:6379 " is HEAD:6379 for Ray too
     probe(address)
     kw = dict(log_to_driver=False, logging_level="ERROR", configure_logging=True)
     try:

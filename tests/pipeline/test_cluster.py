@@ -211,6 +211,10 @@ def test_through_ray_client_from_outside_the_cluster(cluster, tmp_path):
     r = _edgekit("devices", "--cluster", cluster.client_address, "--json", env=cluster.env, timeout=120)
     assert r.returncode == 0, r.stderr
     assert {d["target"]: d["node"] for d in json.loads(r.stdout)["devices"]} == cluster.devices
+    # an address pasted with spaces around it: checked trimmed, and Ray is given it trimmed too
+    r = _edgekit("devices", "--cluster", f" {cluster.client_address} ", "--json", env=cluster.env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert {d["target"]: d["node"] for d in json.loads(r.stdout)["devices"]} == cluster.devices
     pipeline = _project(tmp_path, ["host"])
     r = _edgekit("run", pipeline, "--only", "fp16", "--cluster", cluster.client_address, "--json", env=cluster.env)
     assert r.returncode == 0, r.stderr
