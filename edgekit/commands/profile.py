@@ -50,12 +50,16 @@ def profile_command(artifact, target, runs, warmup, threads, data, no_ops, basel
     def work(con):
         kw = dict(target=target, runs=runs, warmup=warmup, threads=threads, data=data, ops=not no_ops,
                   accept_new_host_key=accept_new_host_key)
+        result = profile(artifact, **kw)  # first: a bad artifact fails before the baseline is measured
         base = _profile_baseline(profile, baseline, kw) if baseline is not None else None
-        result = profile(artifact, **kw)
         if base is not None:
-            from edgekit.profiling import compare
+            from edgekit.profiling import MIN_COMPARE_RUNS, compare
 
             result["comparison"] = compare(result, base)
+            if runs < MIN_COMPARE_RUNS:
+                result.setdefault("warnings", []).append(
+                    f"The comparison rests on {runs} timed run(s) of each: medians of so few runs can move by "
+                    f"several times between two profiles. Use --runs {MIN_COMPARE_RUNS * 5} or more for a verdict.")
             shapes = [[i["name"], i["shape"]] for i in result["inputs"]], [[i["name"], i["shape"]] for i in base["inputs"]]
             if shapes[0] != shapes[1]:  # not two builds of one model: the speeds answer a different question
                 result.setdefault("warnings", []).append(

@@ -183,6 +183,26 @@ def test_profile_baseline_missing_is_exit_2(cli, digits_tflite, tmp_path):
     assert r.exit_code == 2 and "Traceback" not in r.stderr and "nope.tflite" in r.stderr, r
 
 
+def test_profile_baseline_a_corrupt_artifact_fails_first_and_few_runs_warn(cli, digits_tflite, tmp_path):
+    """The artifact is measured before the baseline (a corrupt one fails at once, not after the
+    baseline's run); a comparison from fewer than MIN_COMPARE_RUNS runs carries a warning."""
+    bad = tmp_path / "bad.tflite"
+    bad.write_bytes(digits_tflite.read_bytes()[:500])
+    r = cli("profile", bad, "--baseline", digits_tflite, "--runs", "2", "--no-ops")
+    assert r.exit_code == 2 and "bad.tflite" in r.stderr and "The baseline" not in r.stderr, r
+    r = cli("profile", digits_tflite, "--baseline", _copy_of(digits_tflite, tmp_path), "--runs", "5",
+            "--no-ops", "--json")
+    assert r.exit_code == 0, r
+    assert any("rests on 5 timed run(s)" in w for w in r.json()["warnings"]), r.json().get("warnings")
+
+
+def _copy_of(artifact, folder):
+    """A byte copy of ARTIFACT under another name (a baseline that is not the artifact's path)."""
+    copy = folder / ("copy_" + artifact.name)
+    copy.write_bytes(artifact.read_bytes())
+    return copy
+
+
 
 def test_profile_baseline_that_is_the_artifact_or_empty_is_exit_2(cli, digits_tflite, tmp_path):
     # both ran: the artifact "as fast as" itself; an empty --baseline was ignored without a word
