@@ -125,13 +125,14 @@ def annotate_fused_clamp(gm, config, ranges=None) -> int:
 
 
 def quantize(graph_module, example_inputs: tuple, recipe: QuantRecipe, calibration: list | None,
-             backend: str = "xnnpack", fold_quantize: bool = True):
-    """Return (converted GraphModule, quantizer). `graph_module` is `torch.export.export(...).module()`."""
+             backend: str = "xnnpack", fold_quantize: bool = True, quantizer=None):
+    """Return (converted GraphModule, quantizer). `graph_module` is `torch.export.export(...).module()`;
+    QUANTIZER: a PT2E quantizer to use instead of `quantizer_for(backend, recipe)`."""
     import torch
     from torchao.quantization.pt2e import move_exported_model_to_eval
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
-    q = quantizer_for(backend, recipe)
+    q = quantizer if quantizer is not None else quantizer_for(backend, recipe)
     prepared = prepare_pt2e(graph_module, q)
     with torch.no_grad():
         for args in calibration or [example_inputs]:

@@ -65,17 +65,7 @@ def quantize(graph_module, example_inputs: tuple, recipe, calibration: list | No
              fold_quantize: bool = True):
     """`edgekit.quantization.pt2e.quantize` (same arguments and result: (converted GraphModule,
     quantizer)) with the quantizer wrapped by `unfloored`."""
-    import torch
-    from torchao.quantization.pt2e import move_exported_model_to_eval
-    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
-
     from . import pt2e
 
-    q = unfloored(pt2e.quantizer_for(backend, recipe))
-    prepared = prepare_pt2e(graph_module, q)
-    with torch.no_grad():
-        for args in calibration or [example_inputs]:
-            prepared(*args)
-    converted = convert_pt2e(prepared, fold_quantize=fold_quantize)
-    move_exported_model_to_eval(converted)
-    return converted, q
+    return pt2e.quantize(graph_module, example_inputs, recipe, calibration, backend, fold_quantize,
+                         quantizer=unfloored(pt2e.quantizer_for(backend, recipe)))
