@@ -77,8 +77,6 @@ def skipping(quantizer, float_layers: set):
                     for u in list(n.users) if _weighted(n) else []:
                         if u.op == "call_function" and _op(u).startswith(FUSED_ACTIVATIONS):
                             u.meta.pop("quantization_annotation", None)
-                    if _weighted(n):
-                        _unfuse_producer(n)
             _drop_dangling_shared(model)
             return model
 
@@ -86,31 +84,6 @@ def skipping(quantizer, float_layers: set):
             return quantizer.validate(model)
 
     return Skipping()
-
-
-def _unfuse_producer(node) -> None:
-    """NODE (a float layer's conv/linear) reads a quantized conv → ReLU6 pair that pt2e fused
-    (observer after the clamp only): observe the producer conv's output and let the clamp share
-    it, as the upstream quantizers do. Otherwise `bypass` hands NODE the clamp's float output, the
-    clamp's quantize node dies, and the producer conv, left with quantized inputs and a float
-    output, falls outside the XNNPACK delegate (lowering then fails: no out variant of
-    dequantize_per_channel)."""
-    import torch
-    from torchao.quantization.pt2e.quantizer import QuantizationAnnotation, SharedQuantizationSpec
-
-    key = "quantization_annotation"
-    act = node.args[0] if node.args else None
-    while isinstance(act, torch.fx.Node) and act.op == "call_function" and _op(act).startswith(("pad", "constant_pad")):
-        act = act.args[0]
-    if not (isinstance(act, torch.fx.Node) and act.op == "call_function" and _op(act).startswith(FUSED_ACTIVATIONS)):
-        return
-    conv, clamp = act.args[0], act.meta.get(key)
-    fused = conv.meta.get(key) if isinstance(conv, torch.fx.Node) and _weighted(conv) else None
-    if clamp is None or clamp.output_qspec is None or fused is None or fused.output_qspec is not None:
-        return
-    fused.output_qspec = clamp.output_qspec
-    shared = SharedQuantizationSpec(conv)
-    act.meta[key] = QuantizationAnnotation(input_qspec_map={conv: shared}, output_qspec=shared, _annotated=True)
 
 
 def _drop_dangling_shared(model) -> None:
@@ -144,15 +117,17 @@ def _drop_dangling_shared(model) -> None:
 
 def quantize(graph_module, example: tuple, recipe: QuantRecipe, calibration: list | None, float_layers=(),
              backend: str = "xnnpack", fold_quantize: bool = True):
-    """pt2e.quantize with FLOAT_LAYERS (module names) left unquantized. Returns (converted
-    GraphModule, the inner quantizer). Exceptions of prepare/convert propagate."""
+    """pt2e.quantize with FLOAT_LAYERS (module names) left unquantized, with the annotation of a
+    plain `--quantize int8` build (ReLU6 fused into its conv, weight scales unfloored:
+    pt2e.with_fused_clamp, pt2e_floor), so that no float layers is exactly the default int8.
+    Returns (converted GraphModule, the inner quantizer). Exceptions of prepare/convert propagate."""
     import torch
     from torchao.quantization.pt2e import move_exported_model_to_eval
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
-    # the search keeps the upstream annotation: with fused conv → ReLU6 pairs, lowering a searched
-    # EfficientNet-Lite0 still left a quantized conv outside the delegate (issue 11, open)
-    inner = pt2e.quantizer_for(backend, recipe, fused_clamp=False)
+    from . import pt2e_floor
+
+    inner = pt2e_floor.unfloored(pt2e.quantizer_for(backend, recipe))
     q = skipping(inner, set(float_layers)) if float_layers else inner
     prepared = prepare_pt2e(graph_module, q)
     with torch.no_grad():
@@ -165,6 +140,51 @@ def quantize(graph_module, example: tuple, recipe: QuantRecipe, calibration: lis
         converted.recompile()
     move_exported_model_to_eval(converted)
     return converted, inner
+
+
+def quantize_lowerable(exported, example: tuple, recipe: QuantRecipe, calibration: list | None, float_layers=(),
+                       backend: str = "xnnpack", rounds: int = 8):
+    """`quantize` of EXPORTED.module() with FLOAT_LAYERS float, plus every int8 layer that the
+    float ones leave `stranded` (its quantized output read only by float layers, so nothing
+    quantizes it: XNNPACK takes a conv with int8 inputs only with an int8 output, and the conv
+    would fall outside the delegate with its per-channel weights, which no device kernel
+    dequantizes). Repeats until none is stranded (at most ROUNDS times). Returns (converted
+    GraphModule, the float layers used, in graph order)."""
+    float_set = set(float_layers)
+    for _ in range(rounds):
+        gm, _ = quantize(exported.module(), example, recipe, calibration, tuple(sorted(float_set)), backend=backend)
+        more = set(stranded(gm)) - float_set
+        if not more:
+            break
+        float_set |= more
+    order = weighted_layers(gm)
+    return gm, [n for n in order if n in float_set] + sorted(float_set - set(order))
+
+
+def stranded(gm) -> list[str]:
+    """Layers of GM (a converted GraphModule) whose conv/linear reads int8 weights but whose
+    output reaches no quantize op, directly or through the activation fused into it."""
+    def quantizes(node) -> bool:
+        return node.op == "call_function" and "quantize" in _op(node) and "dequantize" not in _op(node)
+
+    out = []
+    for n in gm.graph.nodes:
+        if not _weighted(n) or len(n.args) < 2 or _through_qdq(n.args[1]) is None and not _dequantized(n.args[1]):
+            continue
+        users = list(n.users)
+        reach = any(quantizes(u) for u in users) or any(
+            u.op == "call_function" and _op(u).startswith(FUSED_ACTIVATIONS) and any(quantizes(v) for v in u.users)
+            for u in users)
+        if not reach and layer_of(n):
+            out.append(layer_of(n))
+    return out
+
+
+def _dequantized(arg) -> bool:
+    """True when ARG is a dequantize node (a folded int8 weight: its quantize was folded away)."""
+    import torch
+
+    return isinstance(arg, torch.fx.Node) and arg.op == "call_function" and "dequantize" in _op(arg)
 
 
 def run_outputs(gm, batches: list) -> list:
@@ -200,6 +220,7 @@ class Engine:
         self.calibration, self.search, self.backend = calibration, search, backend
         self.sim, _ = quantize(exported.module(), example, recipe, calibration, backend=backend, fold_quantize=False)
         self.layers = weighted_layers(self.sim)
+        self.params = _params_by_layer(exported)  # ties in the ranking go to the smaller layer
 
     def evaluate(self, float_layers: set) -> list:
         """Outputs on the search split with FLOAT_LAYERS simulated float (see module docstring)."""
@@ -210,7 +231,8 @@ class Engine:
             undo(self.sim, changes)
 
     def sensitivity(self, reference: list, labels=None) -> dict:
-        """{layer: output PSNR gain in dB when that layer alone is float}, measured on the first
+        """{layer: output PSNR lost, in dB, when that layer alone is int8}: every other weighted
+        layer simulated float (see quantization.search for why this side), measured on the first
         SENSITIVITY_SAMPLES samples of the search split (a ranking, not the verdict: the greedy
         steps use the whole split). REFERENCE: the float outputs on the whole search split."""
         from . import search as S
@@ -219,9 +241,10 @@ class Engine:
         ref = [r[:n] for r in reference]
         full, batches = self.search, self.search[:n]
         self.search = batches
+        every = set(self.layers)
         try:
-            base = S._psnr_or_big(S.score(ref, self.evaluate(set()))["psnr_db"])
-            return {name: round(S._psnr_or_big(S.score(ref, self.evaluate({name}))["psnr_db"]) - base, 3)
+            base = S._psnr_or_big(S.score(ref, self.evaluate(every))["psnr_db"])
+            return {name: round(base - S._psnr_or_big(S.score(ref, self.evaluate(every - {name}))["psnr_db"]), 3)
                     for name in self.layers}
         finally:
             self.search = full
@@ -233,8 +256,8 @@ class Engine:
 
     def confirm(self, float_layers) -> list:
         """Outputs on the search split of a real re-quantization with FLOAT_LAYERS unannotated."""
-        gm, _ = quantize(self.exported.module(), self.example, self.recipe, self.calibration, tuple(float_layers),
-                         backend=self.backend)
+        gm, _ = quantize_lowerable(self.exported, self.example, self.recipe, self.calibration, float_layers,
+                                   backend=self.backend)
         return run_outputs(gm, self.search)
 
     def _bypass(self, float_layers: set) -> list:
@@ -334,7 +357,10 @@ def searched(exported, example: tuple, recipe: QuantRecipe, calibration: list, r
     engine = Engine(exported, example, recipe, calibration, batches, backend)
     info = S.run(engine, request["reference"], request["bar"], samples.labels, request.get("log", lambda m: None))
     chosen = [f["name"] for f in info["float_layers"]]
-    converted, _ = quantize(exported.module(), example, recipe, calibration, tuple(chosen), backend=backend)
+    converted, used = quantize_lowerable(exported, example, recipe, calibration, chosen, backend=backend)
+    sens = info.get("sensitivity") or {}
+    info["float_layers"] += [{"name": n, "sensitivity_db": sens.get(n), "why": "lowering"} for n in used if n not in chosen]
+    chosen = used
     confirmed = S.score(request["reference"], run_outputs(converted, batches), samples.labels)
     params = _params_by_layer(exported)
     kept = sum(params.get(n, 0) for n in chosen)
