@@ -125,7 +125,7 @@ def refuse_search(options, path: str) -> None:
         raise BadInput(f"The accuracy-aware int8 search ({bar}) is not available for {path}: "
                        + SEARCH_BLOCKED.get(path, "this converter has no way to keep chosen layers float yet."),
                        "Drop the accuracy bar (plain --quantize int8 is judged by the int8 preset), or search on a "
-                       "path that has it: a PyTorch or ONNX model → --to executorch, a Keras model → --to tflite.")
+                       "path that has it: a PyTorch model → --to executorch or tflite, a Keras or ONNX model → --to tflite.")
 
 
 # what stops the search on a path, measured (issue 11)
@@ -133,11 +133,6 @@ ONNX_SEARCH = "ONNX Runtime's quantize_static can leave nodes float (nodes_to_ex
 VIA_ONNX_SEARCH = ("the search has not been checked through onnx2torch's modules (their layer names and inputs), "
                    "so it stays off there rather than answer unchecked.")
 SEARCH_BLOCKED = {
-    "PyTorch → .tflite": "litert-torch's static QDQ conversion quantizes a layer PT2E left float (a float-weight "
-                         "FULLY_CONNECTED between DEQUANTIZE and QUANTIZE came out int8), so the file would not "
-                         "hold what the search chose.",
-    "ONNX → .tflite": "it goes through litert-torch, whose static QDQ conversion quantizes a layer PT2E left float, "
-                      "so the file would not hold what the search chose.",
     "PyTorch → .onnx": ONNX_SEARCH, "Keras → .onnx": ONNX_SEARCH, "ONNX → .onnx": ONNX_SEARCH,
     "Keras → .pte": VIA_ONNX_SEARCH, "ONNX → .pte": VIA_ONNX_SEARCH,
 }

@@ -19,8 +19,7 @@ def convert(source, recipe: QuantRecipe, dest: Path, options) -> Artifact:
     """The ONNX SOURCE → DEST as `torch_to_tflite.convert` writes it (same recipes, options, result and
     errors), from onnx2torch's module of the static, constant-folded graph. Also raises
     MissingDependency (exit 3) without onnx2torch and UnsupportedModel (exit 2) naming an ONNX op
-    it cannot convert. The artifact's `converted_via` says which hop was taken."""
-    from edgekit.converters import refuse_search
-
-    refuse_search(options, "ONNX → .tflite")
+    it cannot convert. The artifact's `converted_via` says which hop was taken. An accuracy-aware
+    search runs as PyTorch → .tflite's does, on the float .tflite's op names (no onnx2torch name
+    is involved), against the ONNX Runtime reference."""
     return _onnx_torch.via_torch(torch_path, source, recipe, dest, options)

@@ -52,9 +52,6 @@ def convert(source, recipe: QuantRecipe, dest: Path, options) -> Artifact:
     litert-torch fails; CheckFailed (exit 1) when the .tflite does not load or gives outputs of
     other shapes than the source, or NaN/inf.
     """
-    from edgekit.converters import refuse_search
-
-    refuse_search(options, "PyTorch → .tflite")
     import litert_torch
 
     from edgekit.quantization import pt2e
@@ -79,6 +76,10 @@ def convert(source, recipe: QuantRecipe, dest: Path, options) -> Artifact:
     names = source.extra["input_names"]
     nhwc_in = [i for i, t in enumerate(example) if t.dim() == 4] if options.channels_last_io else []
     nhwc_out = [i for i, s in enumerate(source.outputs) if len(s.shape) == 4] if options.channels_last_io else []
+    if options.extra.get("search") and nhwc_in:
+        raise BadInput("The accuracy-aware int8 search compares the .tflite with the model on the data as given "
+                       "(NCHW); --channels-last-io changes the inputs to NHWC.",
+                       "Drop --channels-last-io for the search, or search with --to executorch.")
     if options.channels_last_io and not nhwc_in:
         raise BadInput("--channels-last-io changes 4-D (NCHW) inputs to NHWC, and this model has none.",
                        "Drop --channels-last-io.")
@@ -94,7 +95,16 @@ def convert(source, recipe: QuantRecipe, dest: Path, options) -> Artifact:
     quant = {"recipe": recipe.name}
     with capture_native_stderr(not options.debug) as log, common.quiet():
         try:
-            if recipe.name == "int8":
+            if recipe.name == "int8" and options.extra.get("search"):  # accuracy-aware: some layers stay float
+                from edgekit.quantization import search_aeq
+
+                calib = common.calibration_batches(source, options, layout)
+                fp32 = litert_torch.convert(module, args, kwargs).model_content()
+                flatbuffer, found = search_aeq.searched(fp32, _aeq_calibration(fp32, calib, names if kwargs else None),
+                                                        options.extra["search"], [o.name for o in source.outputs])
+                quant.update({"method": "ai-edge-quantizer static_wi8_ai8, no_quantize for the search's float layers",
+                              **found})
+            elif recipe.name == "int8":
                 calib = common.calibration_batches(source, options, layout)
                 flatbuffer, how = _full_int8(litert_torch, source, module, args, kwargs, calib, names,
                                              example, recipe, notes)
@@ -198,14 +208,21 @@ def _aeq(flatbuffer: bytes, recipe: str, calib=None, names=None) -> bytes:
         qz.load_quantization_recipe(aeq_recipe.dynamic_wi8_afp32())
         return qz.quantize(enable_progress_report=False).quantized_model
     qz.load_quantization_recipe(aeq_recipe.static_wi8_ai8())
+    stats = qz.calibrate(_aeq_calibration(flatbuffer, calib, names))
+    return qz.quantize(stats, enable_progress_report=False).quantized_model
+
+
+def _aeq_calibration(flatbuffer: bytes, calib: list, names=None) -> dict:
+    """CALIB (argument tuples, batch 1) as ai-edge-quantizer's calibrate() takes it: {signature
+    key: [{input name: array}]}. NAMES: forward()'s names when the inputs were passed as keywords
+    (the signature then has them, maybe reordered), else None (positional: signature order)."""
     from ai_edge_litert.interpreter import Interpreter
 
     sig = Interpreter(model_content=flatbuffer).get_signature_list()
     key = next(iter(sig))
     in_names = sig[key]["inputs"]
     data = [{n: t.numpy() for n, t in zip(in_names if names is None else names, batch)} for batch in calib]
-    if names is not None:  # keyword inputs: the signature names are forward()'s names, maybe reordered
+    if names is not None:
         data = [{n: d[n] for n in in_names} for d in data]
-    stats = qz.calibrate({key: data})
-    return qz.quantize(stats, enable_progress_report=False).quantized_model
+    return {key: data}
 

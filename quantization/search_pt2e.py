@@ -252,6 +252,8 @@ class Engine:
     def evaluate_exact(self, float_layers) -> list:
         """The greedy steps' candidates: a real re-quantization (`confirm`), since the
         simulation keeps the float layers' output ranges quantized and so is pessimistic."""
+        if not float_layers:  # full int8: the calibrated simulation is exactly that (no float layer to bypass)
+            return self.evaluate(set())
         return self.confirm(sorted(float_layers))
 
     def confirm(self, float_layers) -> list:

@@ -38,6 +38,24 @@ def weighted_layers(flatbuffer: bytes) -> list[str]:
     return out
 
 
+def weight_sizes(flatbuffer: bytes) -> dict:
+    """{layer (as `weighted_layers` names it): elements of its weight tensor (the op's second
+    input)} of a float .tflite: what keeping that layer float costs."""
+    import numpy as np
+    from ai_edge_litert.interpreter import Interpreter
+
+    from edgekit.native_log import capture_native_stderr
+
+    with capture_native_stderr():
+        interp = Interpreter(model_content=flatbuffer)
+    tensors = {t["index"]: t for t in interp.get_tensor_details()}
+    out = {}
+    for op in interp._get_ops_details():
+        if op["op_name"] in WEIGHTED_OPS and op["outputs"] and len(op["inputs"]) > 1 and op["inputs"][1] in tensors:
+            out[tensors[op["outputs"][0]]["name"]] = int(np.prod(tensors[op["inputs"][1]]["shape"]))
+    return out
+
+
 def _run(flatbuffer: bytes, samples, ref_names: list) -> list:
     """FLATBUFFER run with ai-edge-litert on each of SAMPLES (batch 1): (N, ...) float arrays in
     REF_NAMES' order (matched by name, then shape, then position as parity does)."""

@@ -144,7 +144,45 @@ def test_tflite_search_keeps_exactly_the_fragile_layer_float(cli, fragile_keras,
     assert q["fallback"]["status"] == "selective" and q["fallback"]["passed"]
 
 
-@pytest.mark.parametrize("to, path", [("tflite", "PyTorch → .tflite"), ("onnx", "PyTorch → .onnx")])
+def test_torch_tflite_search_keeps_exactly_the_fragile_layer_float(cli, fragile_torch, tmp_path):
+    """PyTorch → .tflite: ai-edge-quantizer's static int8 with no_quantize for the float layer,
+    on the float .tflite, so the FULLY_CONNECTED the search chose computes in float in the file."""
+    out = tmp_path / "fragile.tflite"
+    r = cli(*fragile_torch, "--to", "tflite", "--min-top1-agreement", "0.97", "-o", out, "--json")
+    assert r.exit_code == 0, r
+    res = r.json()
+    q = res["quantization"]
+    assert not q["search"]["tried"][0]["meets_bar"]  # full int8 fails the bar
+    assert len(q["float_layers"]) == 1 and "fragile" in q["float_layers"][0]["name"], q["float_layers"]
+    assert q["float_ops_by_type"] == {"FULLY_CONNECTED": 1}  # that op alone computes in float
+    assert q["weights_by_dtype"].get("int8", 0) >= 3  # conv1, conv2, fc2 int8
+    assert res["parity"]["samples"] == 199 and res["parity"]["passed"]
+    assert res["parity"]["outputs"][0]["top1_agreement"] >= 0.97
+    assert q["fallback"]["status"] == "selective" and q["fallback"]["passed"]
+
+
+def test_onnx_tflite_search_keeps_exactly_the_fragile_layer_float(cli, fragile_torch, tmp_path):
+    """The fragile net as an .onnx (edgekit's own fp32 export) → .tflite with a bar: the search
+    runs on the float .tflite's op names, judged against ONNX Runtime."""
+    onnx_file = tmp_path / "fragile.onnx"
+    r = cli(*fragile_torch[:6], "--to", "onnx", "-o", onnx_file)
+    assert r.exit_code == 0, r
+    out = tmp_path / "fragile.tflite"
+    r = cli("convert", onnx_file, *fragile_torch[6:], "--to", "tflite", "--min-top1-agreement", "0.97", "-o", out,
+            "--json")
+    assert r.exit_code == 0, r
+    q = r.json()["quantization"]
+    assert len(q["float_layers"]) == 1 and q["float_ops_by_type"] == {"FULLY_CONNECTED": 1}, q["float_layers"]
+    assert r.json()["parity"]["passed"] and r.json()["parity"]["samples"] == 199
+
+
+def test_torch_tflite_search_refuses_channels_last_io(cli, fragile_torch, tmp_path):
+    r = cli(*fragile_torch, "--to", "tflite", "--channels-last-io", "--min-psnr", "30", "-o", tmp_path / "x.tflite")
+    assert r.exit_code == 2 and "--channels-last-io" in r.stderr and "Traceback" not in r.stderr, r
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("to, path", [("onnx", "PyTorch → .onnx")])
 def test_paths_without_a_search_refuse_the_bar(cli, fragile_torch, tmp_path, to, path):
     """A bar on a path that cannot keep chosen layers float is exit 2, nothing written and an
     existing output untouched, instead of full int8 judged as if a search had run."""
