@@ -267,6 +267,21 @@ def _rounded(s: dict) -> dict:
             for k, v in s.items()}
 
 
+def short_name(name: str) -> str:
+    """A layer name for the terminal. litert-torch names a .tflite tensor by every module scope
+    fused into its op, ";"-separated, each a "/"-path of "package.Class__attribute" parts
+    ("…EfficientNet/…MBConvBlock_0/…Conv2dStaticSamePadding__depthwise_conv;;…;1"): the scope of
+    the conv/linear, as its attributes ("MBConvBlock_0/depthwise_conv"). Other names unchanged;
+    `--json` and the manifest keep the full name."""
+    if len(name) <= 60 or "/" not in name:
+        return name
+    scopes = [p for p in name.split(";") if "/" in p]
+    pick = next((p for p in scopes if any(k in p.rsplit("/", 1)[-1].lower() for k in ("conv", "linear", "dense"))),
+                scopes[0] if scopes else name)
+    parts = [seg.rsplit("__", 1)[-1] if "__" in seg else seg.rsplit(".", 1)[-1] for seg in pick.split("/")]
+    return "/".join(parts[1:] or parts)
+
+
 def table_text(info: dict) -> str:
     """The search's `tried` rows as lines for the terminal (one per evaluation)."""
     lines = []
@@ -274,7 +289,7 @@ def table_text(info: dict) -> str:
         acc = f", drop {100 * r['accuracy_drop']:.2f} pt" if r.get("accuracy_drop") is not None else ""
         psnr = "inf" if r["psnr_db"] is None else f"{r['psnr_db']:.1f}"
         lines.append(f"{r['float_layers']:>3} float: PSNR {psnr} dB, top-1 {r['top1_agreement']:.3f}{acc}"
-                     f"{' ✓' if r['meets_bar'] else ''}  {', '.join(r['layers'][:6])}{' …' if len(r['layers']) > 6 else ''}")
+                     f"{' ✓' if r['meets_bar'] else ''}  {', '.join(map(short_name, r['layers'][:6]))}{' …' if len(r['layers']) > 6 else ''}")
     return "\n".join(lines)
 
 
@@ -287,7 +302,7 @@ def notes(quant: dict) -> list[str]:
     fl = quant.get("float_layers") or []
     sp = info.get("splits") or {}
     out = [f"Accuracy-aware int8 ({info['bar']}): {len(fl)} of {info.get('layers', '?')} layer(s) kept float"
-           + (": " + ", ".join(f"{f['name']} (int8 alone costs {f['sensitivity_db']:.1f} dB, {f.get('params', 0)} params)"
+           + (": " + ", ".join(f"{short_name(f['name'])} (int8 alone costs {f['sensitivity_db']:.1f} dB, {f.get('params', 0)} params)"
                               if f.get("sensitivity_db") is not None else f["name"] for f in fl) if fl else "")
            + f"; {info['evaluations']} candidates scored on the search split ({sp.get('search')} samples), "
            f"calibrated on {sp.get('calibration')}, verdict on {sp.get('holdout')} held-out samples."]

@@ -21,9 +21,9 @@ import numpy as np
 WEIGHTED_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV", "CONV_3D", "BATCH_MATMUL")
 
 
-def weighted_layers(flatbuffer: bytes) -> list[str]:
-    """Output tensor names of the weighted ops (WEIGHTED_OPS) of a float .tflite, in op order:
-    the names `denylisted_nodes` takes."""
+def weighted_layers(flatbuffer: bytes, ops=WEIGHTED_OPS) -> list[str]:
+    """Output tensor names of the ops of a float .tflite whose type is in OPS (default: the
+    weighted ones, WEIGHTED_OPS), in op order: the names `denylisted_nodes` takes."""
     from ai_edge_litert.interpreter import Interpreter
 
     from edgekit.native_log import capture_native_stderr
@@ -33,7 +33,7 @@ def weighted_layers(flatbuffer: bytes) -> list[str]:
     tensors = {t["index"]: t["name"] for t in interp.get_tensor_details()}
     out = []
     for op in interp._get_ops_details():  # no public op list (as quantization.tflite.summarize)
-        if op["op_name"] in WEIGHTED_OPS and op["outputs"]:
+        if op["op_name"] in ops and op["outputs"]:
             out.append(tensors[op["outputs"][0]])
     return out
 
