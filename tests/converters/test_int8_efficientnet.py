@@ -26,30 +26,42 @@ def _bench():
     return mod
 
 
-@pytest.fixture(scope="module")
-def effnet_search(nets, tmp_path_factory):
-    """The JSON result of `convert efficientnet_lite0 --to executorch --quantize int8
+def _searched(nets, tmp_path_factory, to: str, suffix: str) -> dict:
+    """The JSON result of `convert efficientnet_lite0 --to TO --quantize int8
     --min-top1-agreement 0.97` (calibration: 64 photos; --data: 200 others, searched on the
     first 100, judged on the last 100), plus its exit code; from the per-machine cache when the
     key matches."""
     pytest.importorskip("efficientnet_lite_pytorch")
     bench = _bench()
-    key = hashlib.sha256((bench.cache_key() + (ROOT / "edgekit" / "build.py").read_text()).encode()).hexdigest()[:16]
-    cached = CACHE / f"effnet-pte-top1-097-{key}.json"
+    code = "".join((ROOT / p).read_text() for p in ("edgekit/build.py", "converters/torch_to_tflite.py"))
+    key = hashlib.sha256((bench.cache_key() + code).encode()).hexdigest()[:16]
+    cached = CACHE / f"effnet-{to}-top1-097-{key}.json"
     if cached.exists():
         return json.loads(cached.read_text())
     from tests.conftest import run_cli
 
-    d = tmp_path_factory.mktemp("effnet-search")
+    d = tmp_path_factory.mktemp(f"effnet-search-{to}")
     np.save(d / "calib.npy", bench.real_images(64, seed=1))
     np.save(d / "check.npy", bench.real_images(200, seed=3))
-    r = run_cli("convert", nets("efficientnet_lite0"), "--to", "executorch", "--quantize", "int8", "--calibration",
-                d / "calib.npy", "--data", d / "check.npy", "--min-top1-agreement", "0.97", "-o", d / "effnet.pte",
+    r = run_cli("convert", nets("efficientnet_lite0"), "--to", to, "--quantize", "int8", "--calibration",
+                d / "calib.npy", "--data", d / "check.npy", "--min-top1-agreement", "0.97", "-o", d / f"effnet{suffix}",
                 "--json")
     out = {"exit_code": r.exit_code, "result": r.json() if r.stdout.strip() else None, "stderr": r.stderr[-3000:]}
     CACHE.mkdir(parents=True, exist_ok=True)
     cached.write_text(json.dumps(out))
     return out
+
+
+@pytest.fixture(scope="module")
+def effnet_search(nets, tmp_path_factory):
+    """The .pte search's result (`_searched`)."""
+    return _searched(nets, tmp_path_factory, "executorch", ".pte")
+
+
+@pytest.fixture(scope="module")
+def effnet_search_tflite(nets, tmp_path_factory):
+    """The .tflite search's result (`_searched`): ai-edge-quantizer on litert-torch's float .tflite."""
+    return _searched(nets, tmp_path_factory, "tflite", ".tflite")
 
 
 def test_efficientnet_pte_search_meets_the_bar_on_held_out_photos(effnet_search):
@@ -76,3 +88,20 @@ def test_efficientnet_pte_search_keeps_most_weights_int8(effnet_search):
     names = [f["name"] for f in q["float_layers"]]
     assert "_blocks.0._depthwise_conv" in names and len(names) < q["search"]["layers"]
     assert res["delegation"]["not_delegated"] == []  # the float layers lower: no int8 conv left outside XNNPACK
+
+
+def test_efficientnet_tflite_search_meets_the_bar_on_held_out_photos(effnet_search_tflite):
+    res = effnet_search_tflite["result"]
+    assert res is not None, effnet_search_tflite["stderr"]
+    q = res["quantization"]
+    assert q["search"]["splits"] == {"calibration": 64, "search": 100, "holdout": 100}
+    assert res["parity"]["samples"] == 100
+    top1 = res["parity"]["outputs"][0]["top1_agreement"]
+    cost = q["search"]["cost"]
+    print(f"EfficientNet-Lite0 .tflite accuracy-aware int8: {len(q['float_layers'])} float layer(s), held-out top-1 "
+          f"{top1:.3f}, {100 * (1 - cost['float_params'] / cost['params']):.0f} % of weights int8, {q['search']['seconds']} s")
+    if effnet_search_tflite["exit_code"] == 0:
+        assert top1 >= 0.97 and q["search"]["met"] and q["fallback"]["status"] == "selective"
+        assert q["weights_by_dtype"].get("int8", 0) > 0 and res["io_dtype"] == "float32"
+    else:
+        assert effnet_search_tflite["exit_code"] == 1 and q["search"]["tried"]
