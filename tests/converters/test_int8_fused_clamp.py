@@ -90,8 +90,9 @@ def test_relu6_residual_int8_is_full_integer(cli, nets, tmp_path, to, suffix):
 
 def test_float_layer_after_a_fused_relu6_still_lowers_to_xnnpack():
     """The accuracy-aware search keeps `project` float; it reads the depthwise conv → F.relu6
-    pair. The pair must keep a quantized output, or the depthwise conv falls outside the
-    delegate with int8 weights and lowering fails (no out variant of dequantize_per_channel)."""
+    pair, whose int8 output nothing else reads. Left int8, the depthwise conv would fall outside
+    the delegate with int8 weights and lowering would fail (no out variant of
+    dequantize_per_channel); `quantize_lowerable` keeps it float too."""
     import torch
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.exir import to_edge_transform_and_lower
@@ -102,8 +103,11 @@ def test_float_layer_after_a_fused_relu6_still_lowers_to_xnnpack():
     model, example = torch_nets.relu6_residual()
     rng = np.random.default_rng(0)
     calib = [(torch.from_numpy(rng.standard_normal((1, 3, 16, 16)).astype(np.float32)),) for _ in range(8)]
-    converted, _ = search_pt2e.quantize(torch.export.export(model, example).module(), example, RECIPES["int8"],
-                                        calib, float_layers=["project"])
+    exported = torch.export.export(model, example)
+    plain, _ = search_pt2e.quantize(exported.module(), example, RECIPES["int8"], calib, float_layers=["project"])
+    assert search_pt2e.stranded(plain)  # the producer of project's input is left int8 in, float out
+    converted, used = search_pt2e.quantize_lowerable(exported, example, RECIPES["int8"], calib, ["project"])
+    assert "project" in used and len(used) > 1 and not search_pt2e.stranded(converted)
     edge = to_edge_transform_and_lower(torch.export.export(converted, example), partitioner=[XnnpackPartitioner()])
     left = [n for n in edge.exported_program().graph_module.graph.nodes
             if n.op == "call_function" and "dequantize_per_channel" in str(n.target)]
