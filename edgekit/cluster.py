@@ -260,8 +260,16 @@ class Session:
                 if not ready:
                     self._fail_orphans(pending, p.targets, state, _maybe_done)
         except BaseException:
+            # not a task whose reply has come back: cancelling one whose completion is being
+            # processed races inside Ray (2.60 aborts the driver: task_manager.cc "Tried to
+            # complete task that was not pending"; ray-project/ray PR #54798 fixed a variant)
+            try:
+                finished = set(ray.wait(list(pending), num_returns=len(pending), timeout=0)[0]) if pending else set()
+            except Exception:  # noqa: BLE001 - best effort while interrupted
+                finished = set()
             for ref in pending:
-                ray.cancel(ref, force=True)
+                if ref not in finished:
+                    ray.cancel(ref, force=True)
             raise
         finally:
             entries.extend(done[b.name] for b in p.builds if b.name in done)
