@@ -167,7 +167,7 @@ def main():
     ap.add_argument("--runs", type=int, default=30)
     ap.add_argument("--out", default="/tmp/edgekit-bench-int8")
     ap.add_argument("--force", action="store_true")
-    ap.add_argument("--no-search", action="store_true", help="skip the accuracy-aware build (≈ 20 min)")
+    ap.add_argument("--no-search", action="store_true", help="skip the accuracy-aware builds (≈ 5–10 min)")
     a = ap.parse_args()
     cached = CACHE / f"{cache_key()}.json"
     res = json.loads(cached.read_text()) if cached.exists() and not a.force else None
