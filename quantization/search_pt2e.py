@@ -364,7 +364,7 @@ def searched(exported, example: tuple, recipe: QuantRecipe, calibration: list, r
     info["float_layers"] += [{"name": n, "sensitivity_db": sens.get(n), "why": "lowering"} for n in used if n not in chosen]
     chosen = used
     confirmed = S.score(request["reference"], run_outputs(converted, batches), samples.labels)
-    params = _params_by_layer(exported)
+    params = engine.params
     kept = sum(params.get(n, 0) for n in chosen)
     info.update({
         "confirmed": {**S._rounded(confirmed), "meets_bar": request["bar"].holds(confirmed)},

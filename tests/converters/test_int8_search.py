@@ -128,16 +128,24 @@ def fragile_keras(keras_digits, tmp_path_factory):
     return d / "fragile.keras"
 
 
-def test_tflite_search_keeps_exactly_the_fragile_layer_float(cli, fragile_keras, digits_files, tmp_path):
-    out = tmp_path / "fragile.tflite"
-    r = cli("convert", fragile_keras, "--quantize", "int8", "--calibration", digits_files / "calib.npz",
-            "--data", digits_files / "test.npz", "--max-accuracy-drop", "1", "-o", out, "--json")
+def _kept_only_the_fragile_fully_connected(r) -> dict:
+    """The --json result of a successful .tflite search on a fragile net: full int8 failed the
+    bar, the one float layer is `fragile`, and its FULLY_CONNECTED is the only float op."""
     assert r.exit_code == 0, r
     res = r.json()
     q = res["quantization"]
     assert not q["search"]["tried"][0]["meets_bar"]  # full int8 fails the bar
     assert len(q["float_layers"]) == 1 and "fragile" in q["float_layers"][0]["name"], q["float_layers"]
     assert q["float_ops_by_type"] == {"FULLY_CONNECTED": 1}  # that op alone computes in float
+    return res
+
+
+def test_tflite_search_keeps_exactly_the_fragile_layer_float(cli, fragile_keras, digits_files, tmp_path):
+    out = tmp_path / "fragile.tflite"
+    r = cli("convert", fragile_keras, "--quantize", "int8", "--calibration", digits_files / "calib.npz",
+            "--data", digits_files / "test.npz", "--max-accuracy-drop", "1", "-o", out, "--json")
+    res = _kept_only_the_fragile_fully_connected(r)
+    q = res["quantization"]
     assert res["parity"]["samples"] == 199 and res["parity"]["passed"]
     acc = res["parity"]["accuracy"]
     assert acc["reference"] - acc["candidate"] <= 0.01
@@ -149,12 +157,8 @@ def test_torch_tflite_search_keeps_exactly_the_fragile_layer_float(cli, fragile_
     on the float .tflite, so the FULLY_CONNECTED the search chose computes in float in the file."""
     out = tmp_path / "fragile.tflite"
     r = cli(*fragile_torch, "--to", "tflite", "--min-top1-agreement", "0.97", "-o", out, "--json")
-    assert r.exit_code == 0, r
-    res = r.json()
+    res = _kept_only_the_fragile_fully_connected(r)
     q = res["quantization"]
-    assert not q["search"]["tried"][0]["meets_bar"]  # full int8 fails the bar
-    assert len(q["float_layers"]) == 1 and "fragile" in q["float_layers"][0]["name"], q["float_layers"]
-    assert q["float_ops_by_type"] == {"FULLY_CONNECTED": 1}  # that op alone computes in float
     assert q["weights_by_dtype"].get("int8", 0) >= 3  # conv1, conv2, fc2 int8
     assert res["parity"]["samples"] == 199 and res["parity"]["passed"]
     assert res["parity"]["outputs"][0]["top1_agreement"] >= 0.97
