@@ -25,6 +25,7 @@ from edgekit.quantization import QuantRecipe
 from edgekit.quantization import tflite as tflite_quant
 
 from . import _torch_common as common
+from ._litert_consts import constants_kept_alive
 
 FRAMEWORKS = ("torch", "torch-exported")
 RECIPES = ("none", "fp16", "dynamic-int8", "int8")
@@ -93,7 +94,7 @@ def convert(source, recipe: QuantRecipe, dest: Path, options) -> Artifact:
                                                                      for n in names)
     args, kwargs = ((), dict(zip(names, example))) if by_name else (example, None)
     quant = {"recipe": recipe.name}
-    with capture_native_stderr(not options.debug) as log, common.quiet():
+    with capture_native_stderr(not options.debug) as log, common.quiet(), constants_kept_alive():
         try:
             if recipe.name == "int8" and options.extra.get("search"):  # accuracy-aware: some layers stay float
                 from edgekit.quantization import search_aeq
@@ -199,7 +200,7 @@ def _aeq(flatbuffer: bytes, recipe: str, calib=None, names=None) -> bytes:
     from ai_edge_quantizer import qtyping, recipe as aeq_recipe
     from ai_edge_quantizer import quantizer as aeq
 
-    qz = aeq.Quantizer(flatbuffer)
+    qz = aeq.Quantizer(tflite_quant.flat_biases(flatbuffer))  # for ai-edge-quantizer's per-channel bias
     if recipe == "fp16":
         qz.add_weight_only_config(regex=".*", operation_name=qtyping.TFLOperationName.ALL_SUPPORTED,
                                   num_bits=16, algorithm_key="float_casting")

@@ -153,3 +153,39 @@ def effective(recipe: QuantRecipe, summary: dict) -> tuple[bool, str | None]:
     if recipe.name in ("int8", "int16x8") and not w.get("int8"):
         return False, "no weight was quantized to int8"
     return True, None
+
+
+# op → index of its bias input (TFLite builtin operator signatures)
+_BIAS_INPUT = {"CONV_2D": 2, "DEPTHWISE_CONV_2D": 2, "FULLY_CONNECTED": 2, "TRANSPOSE_CONV": 3}
+
+
+def flat_biases(flatbuffer: bytes) -> bytes:
+    """FLATBUFFER (a float .tflite) with every conv/fully-connected bias of shape (1, ..., 1, C)
+    reshaped to (C,), the same values; unchanged bytes when there is none.
+
+    Why: litert-torch writes TRANSPOSE_CONV's bias as (1, 1, 1, C), and ai-edge-quantizer
+    (0.x) quantizes a bias per channel along axis 0, giving C scales on a dimension of size 1:
+    LiteRT then refuses the file ("num_scales must be 1 for per-layer quantization, or 1 for
+    per-axis quantization, but got C"), measured on PP-OCRv4's text detector (DBNet head).
+    TFLite's kernels read a bias as C values whatever its shape, so (C,) computes the same."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromPackedBuf(flatbuffer, 0)
+    builtins = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    codes = [builtins.get(max(c.builtinCode, c.deprecatedBuiltinCode)) for c in model.operatorCodes or []]
+    changed = False
+    for g in model.subgraphs or []:
+        for op in g.operators or []:
+            at = _BIAS_INPUT.get(codes[op.opcodeIndex])
+            if at is None or op.inputs is None or len(op.inputs) <= at or op.inputs[at] < 0:
+                continue
+            t = g.tensors[op.inputs[at]]
+            shape = [int(d) for d in (t.shape if t.shape is not None else [])]
+            if len(shape) > 1 and all(d == 1 for d in shape[:-1]):
+                t.shape, t.shapeSignature, changed = np.array(shape[-1:], np.int32), None, True
+    if not changed:
+        return flatbuffer
+    b = flatbuffers.Builder(len(flatbuffer) + 1024)
+    b.Finish(model.Pack(b), file_identifier=b"TFL3")
+    return bytes(b.Output())
