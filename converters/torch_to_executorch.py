@@ -20,7 +20,7 @@ from collections import Counter
 from pathlib import Path
 
 from edgekit.artifacts import Artifact
-from edgekit.errors import CheckFailed, UnsupportedModel
+from edgekit.errors import BadInput, CheckFailed, UnsupportedModel
 from edgekit.native_log import capture_native_stderr
 from edgekit.quantization import QuantRecipe
 
@@ -86,6 +86,8 @@ def convert(source, recipe: QuantRecipe, dest: Path, options) -> Artifact:
                     from edgekit.quantization import pt2e_floor  # pt2e.quantize, weights' scales unfloored
 
                     converted, _ = pt2e_floor.quantize(gm, example, recipe, calib, backend="xnnpack")
+        except BadInput:  # the search's own refusal (e.g. a top-1 bar on a map output): it has the fix
+            raise
         except Exception as exc:
             raise UnsupportedModel(f"PT2E quantization ({recipe.name}) failed: {type(exc).__name__}: "
                                    f"{str(exc).strip().splitlines()[0][:400] if str(exc).strip() else ''}",

@@ -24,8 +24,15 @@ from . import search_tflite
 
 # ops without weights the search may also keep float: their int8 output range is min/max
 # calibrated (ai-edge-quantizer has no histogram observer), and a residual ADD's is wide.
-# Keeping one float costs no size (0 params), only the DEQUANTIZE/QUANTIZE around it.
-ACTIVATION_OPS = ("ADD", "SUB", "MUL", "MEAN", "AVERAGE_POOL_2D", "CONCATENATION", "PAD", "TRANSPOSE")
+# Keeping one float costs no size (0 params), only the DEQUANTIZE/QUANTIZE around it. Every op
+# that computes a new range is here: an int8 activation left out caps what the search can reach
+# (PP-OCRv4's detector with every ADD/MUL/conv float stayed at 24.5 dB, its 24 HARD_SWISH and
+# 6 RESIZE_NEAREST_NEIGHBOR still int8). Layout-only ops (RESHAPE, SQUEEZE, ...) keep their
+# input's scale, so keeping one float changes nothing.
+ACTIVATION_OPS = ("ADD", "SUB", "MUL", "DIV", "MEAN", "SUM", "AVERAGE_POOL_2D", "MAX_POOL_2D", "CONCATENATION",
+                  "PAD", "TRANSPOSE", "HARD_SWISH", "LOGISTIC", "TANH", "RELU", "RELU6", "RELU_0_TO_1",
+                  "LEAKY_RELU", "PRELU", "GELU", "SOFTMAX", "RESIZE_NEAREST_NEIGHBOR", "RESIZE_BILINEAR",
+                  "SQUARED_DIFFERENCE", "RSQRT", "SQRT", "EXP", "MAXIMUM", "MINIMUM")
 
 
 class Engine:
@@ -39,7 +46,9 @@ class Engine:
     """
 
     def __init__(self, flatbuffer: bytes, calibration: dict, search, ref_names: list):
-        self.fp32, self.search, self.ref_names = flatbuffer, search, ref_names
+        from .tflite import flat_biases
+
+        self.fp32, self.search, self.ref_names = flat_biases(flatbuffer), search, ref_names
         self.layers = search_tflite.weighted_layers(flatbuffer, search_tflite.WEIGHTED_OPS + ACTIVATION_OPS)
         self.params = search_tflite.weight_sizes(flatbuffer)  # ranking ties and pruning (quantization.search)
         self.stats = search_tflite._quiet(lambda: self._quantizer(()).calibrate(calibration))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -196,3 +197,37 @@ def test_paths_without_a_search_refuse_the_bar(cli, fragile_torch, tmp_path, to,
     assert r.exit_code == 2, r
     assert f"not available for {path}" in r.stderr and "--to executorch" in r.stderr and "Traceback" not in r.stderr
     assert out.read_bytes() == b"keep me" and sorted(p.name for p in tmp_path.iterdir()) == [out.name]
+
+
+MAP_NET = '''import torch
+
+
+class Net(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+
+    def forward(self, image):
+        return torch.sigmoid(self.conv(image))  # a probability map, as a text detector's
+
+
+def net():
+    return Net().eval(), (torch.zeros(1, 3, 8, 8),)
+'''
+
+
+@pytest.mark.parametrize("to, suffix", [("tflite", ".tflite"), ("executorch", ".pte")])
+def test_top1_bar_on_a_map_output_is_refused(cli, tmp_path, to, suffix):
+    """Top-1 agreement of a (N, 4, 8, 8) map would be the arg-max pixel: the bar is refused
+    (exit 2, naming --min-psnr), nothing written, instead of a search on a meaningless score."""
+    (tmp_path / "mapnet.py").write_text(MAP_NET)
+    x = np.random.default_rng(0).random((30, 3, 8, 8)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    out = tmp_path / "out"
+    out.mkdir()
+    r = cli("convert", f"{tmp_path / 'mapnet.py'}:net", "--to", to, "--quantize", "int8", "--calibration",
+            tmp_path / "x.npy", "--min-top1-agreement", "0.9", "-o", out / f"m{suffix}")
+    assert r.exit_code == 2 and "--min-psnr" in r.stderr and "class scores" in r.stderr, r
+    assert "Traceback" not in r.stderr and not list(out.iterdir())
+

@@ -353,3 +353,42 @@ def test_pytorch_cnn_through_onnx_to_pte(cli, tmp_path):
             tmp_path / "p.pte", "--json")
     assert p.exit_code == 0, p
     assert p.json()["converted_via"] == "onnx2torch" and p.json()["parity"]["outputs"][0]["psnr_db"] >= 60
+
+
+def test_detector_biases_reshaped_for_ai_edge_quantizer(cli, ppocr_det, ocr_photos, tmp_path):
+    """litert-torch writes the detector's first TRANSPOSE_CONV bias (a folded batch norm) as
+    (1, 1, 1, 24); ai-edge-quantizer's static int8 gave it 24 scales on axis 0, a file LiteRT
+    refused ("num_scales must be 1 ..."), so the int8 search on the detector was exit 2.
+    quantization.tflite.flat_biases makes it (24,): same outputs, and the int8 file loads."""
+    from ai_edge_litert.interpreter import Interpreter
+    from ai_edge_quantizer import quantizer as aeq
+    from ai_edge_quantizer import recipe
+
+    from edgekit.quantization.tflite import flat_biases, subgraphs
+
+    r = cli("convert", ppocr_det, "--to", "tflite", "--data", ocr_photos / "check.npy", "--samples", "8",
+            "-o", tmp_path / "det.tflite")
+    assert r.exit_code == 0, r
+    fp32 = (tmp_path / "det.tflite").read_bytes()
+    tensors, ops, _ = subgraphs(tmp_path / "det.tflite")[0]
+    biases = [tensors[op["inputs"][3]]["shape"] for op in ops if op["op_name"] == "TRANSPOSE_CONV"]
+    assert [1, 1, 1, 24] in [[int(d) for d in b] for b in biases]
+    flat = flat_biases(fp32)
+    x = np.load(ocr_photos / "calib.npy")[:2]
+
+    def run(model: bytes) -> np.ndarray:
+        it = Interpreter(model_content=model)
+        key, sig = next(iter(it.get_signature_list().items()))
+        runner = it.get_signature_runner(key)
+        return np.concatenate([next(iter(runner(**{sig["inputs"][0]: s[None]}).values())) for s in x])
+
+    assert np.abs(run(flat) - run(fp32)).max() < 1e-4
+    qz = aeq.Quantizer(flat)
+    qz.load_quantization_recipe(recipe.static_wi8_ai8())
+    it = Interpreter(model_content=flat)
+    key, sig = next(iter(it.get_signature_list().items()))
+    stats = qz.calibrate({key: [{sig["inputs"][0]: s[None]} for s in x]})
+    int8 = bytes(qz.quantize(stats, enable_progress_report=False).quantized_model)
+    loaded = Interpreter(model_content=int8)  # raised "num_scales must be 1 ..." before
+    loaded.allocate_tensors()
+    assert loaded.get_input_details()[0]["dtype"] == np.int8
