@@ -1,7 +1,7 @@
-"""Keras / TensorFlow / PyTorch → full-int8 `.tflite` → Coral Edge TPU (`*_edgetpu.tflite`).
+"""Keras / TensorFlow / PyTorch / ONNX → full-int8 `.tflite` → Coral Edge TPU (`*_edgetpu.tflite`).
 
-1. A full-integer int8 `.tflite` through the framework's TFLite converter (keras_to_tflite or
-   torch_to_tflite, recipe int8, calibrated). This file is the artifact edgekit checks for
+1. A full-integer int8 `.tflite` through the framework's TFLite converter (keras_to_tflite,
+   torch_to_tflite, or onnx_to_tflite: onnx2torch then torch_to_tflite; recipe int8, calibrated). This file is the artifact edgekit checks for
    parity (it runs on any CPU) and the input of the Edge TPU compiler.
 2. The offline Edge TPU prediction (edgekit.edgetpu_compat) on it, always.
 3. `edgetpu_compiler -s -o DIR` when it is on PATH (x86-64 Linux only): writes
@@ -20,7 +20,7 @@ from pathlib import Path
 from edgekit.artifacts import Artifact
 from edgekit.quantization import QuantRecipe
 
-FRAMEWORKS = ("keras", "tf-savedmodel", "torch", "torch-exported")
+FRAMEWORKS = ("keras", "tf-savedmodel", "torch", "torch-exported", "onnx")
 RECIPES = ("int8",)
 SUFFIX = ".tflite"
 COMPILER = "edgetpu_compiler"
@@ -44,8 +44,8 @@ def edgetpu_name(path: Path) -> Path:
 
 
 def convert(source, recipe: QuantRecipe, dest: Path, options) -> Artifact:
-    """A Keras/TF/PyTorch model → DEST, the full-int8 .tflite (keras_to_tflite or
-    torch_to_tflite, arguments as theirs; recipe int8, calibrated), then the offline Edge TPU
+    """A Keras/TF/PyTorch/ONNX model → DEST, the full-int8 .tflite (keras_to_tflite,
+    torch_to_tflite or onnx_to_tflite, arguments as theirs; recipe int8, calibrated), then the offline Edge TPU
     prediction and, when `edgetpu_compiler` is on PATH, the compiled `<name>_edgetpu.tflite`
     beside the final artifact.
 
@@ -55,9 +55,9 @@ def convert(source, recipe: QuantRecipe, dest: Path, options) -> Artifact:
     """
     from edgekit import edgetpu_compat
 
-    from . import keras_to_tflite, torch_to_tflite
+    from . import keras_to_tflite, onnx_to_tflite, torch_to_tflite
 
-    base = keras_to_tflite if source.framework in keras_to_tflite.FRAMEWORKS else torch_to_tflite
+    base = next(m for m in (keras_to_tflite, torch_to_tflite, onnx_to_tflite) if source.framework in m.FRAMEWORKS)
     artifact = base.convert(source, recipe, dest, options)
     prediction = edgetpu_compat.analyze(dest)
     prediction["model"] = str(final_path(dest))

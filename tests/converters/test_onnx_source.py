@@ -392,3 +392,24 @@ def test_detector_biases_reshaped_for_ai_edge_quantizer(cli, ppocr_det, ocr_phot
     loaded = Interpreter(model_content=int8)  # raised "num_scales must be 1 ..." before
     loaded.allocate_tensors()
     assert loaded.get_input_details()[0]["dtype"] == np.int8
+
+
+def test_onnx_to_edgetpu_is_full_int8_with_a_prediction(cli, torch_digits, tmp_path):
+    """`--to edgetpu` takes an ONNX model as `--to tflite` does (onnx2torch, then litert-torch's
+    full int8), checked against ONNX Runtime, with the offline Edge TPU prediction (and the
+    compiler's file where edgetpu_compiler is installed)."""
+    import shutil
+
+    r = cli("convert", *torch_digits["args"], "--to", "onnx", "--no-validate", "-o", tmp_path / "digits.onnx")
+    assert r.exit_code == 0, r
+    out = tmp_path / "digits_int8.tflite"
+    e = cli("convert", tmp_path / "digits.onnx", "--to", "edgetpu", "--quantize", "int8", "--calibration",
+            torch_digits["calib"], "--data", torch_digits["test"], "--samples", "64", "-o", out, "--json")
+    assert e.exit_code == 0, e
+    res = e.json()
+    assert res["converted_via"] == "onnx2torch" and res["inputs"][0]["dtype"] == "int8" and res["parity"]["passed"]
+    assert res["edgetpu"]["prediction"]["total_ops"] > 0 and res["edgetpu"]["prediction"]["model"] == str(out)
+    if shutil.which("edgetpu_compiler") is None:
+        assert any("edgetpu_compiler is not on PATH" in w for w in res["warnings"])
+    else:  # pragma: no cover - only where Coral's compiler is installed
+        assert (tmp_path / "digits_int8_edgetpu.tflite").is_file()
