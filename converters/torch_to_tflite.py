@@ -159,12 +159,12 @@ def _full_int8(litert_torch, source, module, args, kwargs, calib, names, example
     import torch
     from litert_torch.quantize.quant_config import QuantConfig
 
-    from edgekit.quantization import pt2e
+    from edgekit.quantization import pt2e_floor  # per-channel weight scales not floored at 2**-12
 
     try:
         gm = torch.export.export(module, args, kwargs=kwargs).module()
         if kwargs is None:
-            converted, q = pt2e.quantize(gm, example, recipe, calib, backend="litert", fold_quantize=False)
+            converted, q = pt2e_floor.quantize(gm, example, recipe, calib, backend="litert", fold_quantize=False)
         else:
             converted, q = _quantize_kwargs(gm, recipe, calib or [example], names)
         em = litert_torch.convert(converted, args, kwargs, quant_config=QuantConfig(pt2e_quantizer=q))
@@ -184,9 +184,9 @@ def _quantize_kwargs(gm, recipe, calib, names):
     from torchao.quantization.pt2e import move_exported_model_to_eval
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
-    from edgekit.quantization import pt2e
+    from edgekit.quantization import pt2e, pt2e_floor
 
-    q = pt2e.quantizer_for("litert", recipe)
+    q = pt2e_floor.unfloored(pt2e.quantizer_for("litert", recipe))
     prepared = prepare_pt2e(gm, q)
     with torch.no_grad():
         for batch in calib:

@@ -73,9 +73,11 @@ def test_unfloor_changes_weight_specs_only():
                    "torch.per_tensor_affine": pytest.approx(2.0 ** -12)}, eps
 
 
-def test_pte_of_small_weight_conv_matches_float(cli, tmp_path):
-    """The real path: edgekit convert --to executorch --quantize int8 of the same conv (a
-    factory file), parity against PyTorch on held-out data."""
+@pytest.mark.parametrize("to, suffix", [("executorch", ".pte"), ("tflite", ".tflite")])
+def test_int8_of_small_weight_conv_matches_float(cli, tmp_path, to, suffix):
+    """The real paths: edgekit convert --to executorch|tflite --quantize int8 (PT2E with XNNPACK's
+    or litert-torch's quantizer) of the same conv (a factory file), parity against PyTorch on
+    held-out data."""
     conv, xs = _small_weight_conv()
     import torch
 
@@ -86,7 +88,7 @@ def test_pte_of_small_weight_conv_matches_float(cli, tmp_path):
     np.save(tmp_path / "calib.npy", np.concatenate([x.numpy() for x in xs]))
     rng = np.random.default_rng(1)
     np.save(tmp_path / "check.npy", (30 * rng.standard_normal((8, 8, 6, 6))).astype(np.float32))
-    r = cli("convert", f"{tmp_path / 'net.py'}:net", "--to", "executorch", "--quantize", "int8", "--calibration",
-            tmp_path / "calib.npy", "--data", tmp_path / "check.npy", "-o", tmp_path / "c.pte", "--json")
+    r = cli("convert", f"{tmp_path / 'net.py'}:net", "--to", to, "--quantize", "int8", "--calibration",
+            tmp_path / "calib.npy", "--data", tmp_path / "check.npy", "-o", tmp_path / f"c{suffix}", "--json")
     assert r.exit_code == 0, r
-    assert r.json()["parity"]["outputs"][0]["psnr_db"] > 30
+    assert r.json()["parity"]["outputs"][0]["psnr_db"] > 40  # measured 48.0 both; .tflite floored: 30.3
