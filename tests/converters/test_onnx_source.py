@@ -429,3 +429,58 @@ def test_onnx_to_edgetpu_is_full_int8_with_a_prediction(cli, torch_digits, tmp_p
         assert any("edgetpu_compiler is not on PATH" in w for w in res["warnings"])
     else:  # pragma: no cover - only where Coral's compiler is installed
         assert (tmp_path / "digits_int8_edgetpu.tflite").is_file()
+
+
+def _text_direction_lines(n: int = 60) -> np.ndarray:
+    """N text-line crops of skimage's scanned text and page, half of them upside down (what the
+    text-direction classifier tells apart), as PaddleOCR's cls preprocessing feeds them: grey → 3
+    channels, 48x192, (x/255 - 0.5)/0.5. Shape (N, 3, 48, 192), float32, shuffled."""
+    import skimage.data as data
+    import skimage.transform as transform
+
+    rng = np.random.RandomState(0)
+    lines = []
+    for im in (data.text(), data.page()):
+        h, w = im.shape
+        for _ in range(n // 2):
+            lh, lw = rng.randint(30, 60), rng.randint(120, min(w, 400))
+            y, x = rng.randint(0, h - lh), rng.randint(0, w - lw)
+            c = transform.resize(im[y:y + lh, x:x + lw] / 255.0, (48, 192), anti_aliasing=True)
+            if rng.rand() < 0.5:
+                c = c[::-1, ::-1]
+            lines.append(((np.stack([c] * 3) - 0.5) / 0.5).astype(np.float32))
+    a = np.stack(lines)
+    rng.shuffle(a)
+    return a
+
+
+@pytest.mark.slow
+def test_published_classifier_int8_meets_the_int8_preset(cli, tmp_path):
+    """PaddleOCR's text-direction classifier (published .onnx) in int8 on real text lines, 20
+    calibration / 40 checked: the .pte is full int8 (every op delegated to XNNPACK) and passes
+    the int8 preset (measured cosine 0.994, top-1 agreement 0.90). The .tflite passes the same
+    preset, but litert-torch's PT2E quantizer leaves the squeeze-excitation blocks' MUL, ADD,
+    MEAN and hard-sigmoid in float: a hybrid file, exit 1 unless --allow-float-fallback (measured
+    53 float compute ops)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("rapidocr_onnxruntime")
+    if spec is None:
+        pytest.skip("rapidocr-onnxruntime is not installed (scripts/setup.sh dev installs it)")
+    model = Path(spec.origin).parent / "models" / "ch_ppocr_mobile_v2.0_cls_infer.onnx"
+    lines = _text_direction_lines()
+    np.save(tmp_path / "calib.npy", lines[:20])
+    np.save(tmp_path / "check.npy", lines[20:])
+    args = ("--quantize", "int8", "--calibration", tmp_path / "calib.npy", "--data", tmp_path / "check.npy", "--json")
+    pte = cli("convert", model, "--to", "executorch", *args, "-o", tmp_path / "cls.pte")
+    assert pte.exit_code == 0, pte
+    res = pte.json()
+    o = res["parity"]["outputs"][0]
+    assert res["parity"]["precision"] == "int8" and o["cosine"] >= 0.95 and o["top1_agreement"] >= 0.85, o
+    assert res["delegation"]["delegated_ops"] == res["delegation"]["total_ops"] and not res["delegation"]["not_delegated"]
+    lite = cli("convert", model, "--to", "tflite", *args, "--allow-float-fallback", "-o", tmp_path / "cls.tflite")
+    assert lite.exit_code == 0, lite
+    q, o = lite.json()["quantization"], lite.json()["parity"]["outputs"][0]
+    assert lite.json()["parity"]["passed"] and o["cosine"] >= 0.95, o
+    assert set(q["float_ops_by_type"]) <= {"MUL", "ADD", "MEAN", "RELU_0_TO_1", "MAX_POOL_2D", "RESHAPE", "SOFTMAX",
+                                           "TRANSPOSE"} and q["weights_by_dtype"].get("int8", 0) > 0, q
