@@ -177,19 +177,24 @@ def summarize_graph(gm) -> dict:
     return out
 
 
+BINARY_OPS = ("add", "mul")  # aten.<op>.Tensor that annotate_adds annotates
+
+
 def annotate_adds(gm, config) -> int:
-    """Annotate every aten.add.Tensor of two tensors in GM (inputs and output with CONFIG's
-    activation specs), as XNNPACK's quantizer does by op target. litert-torch's "add" annotator
-    finds adds through `source_fn_stack`, which `torch.export(...).module()` no longer records,
-    so it annotated none and the residual ADDs of a CNN stayed float (a hybrid .tflite).
-    Returns the number annotated."""
+    """Annotate every aten.add.Tensor and aten.mul.Tensor of two tensors in GM (inputs and output
+    with CONFIG's activation specs), as XNNPACK's quantizer does by op target. litert-torch's
+    "add" and "mul" annotators find them through `source_fn_stack`, which `torch.export(...).
+    module()` no longer records, so they annotated none: the residual ADDs of a CNN and the
+    squeeze-excitation / hard-swish MULs of a MobileNetV3-style net stayed float (a hybrid
+    .tflite). Returns the number annotated."""
     import torch
     from torchao.quantization.pt2e.quantizer import QuantizationAnnotation
 
     key = "quantization_annotation"
     done = 0
     for n in gm.graph.nodes:
-        if n.op != "call_function" or n.target is not torch.ops.aten.add.Tensor or n.meta.get(key) is not None:
+        targets = tuple(getattr(torch.ops.aten, op).Tensor for op in BINARY_OPS)
+        if n.op != "call_function" or n.target not in targets or n.meta.get(key) is not None:
             continue
         a, b = n.args[:2]
         tensors = [x for x in (a, b) if isinstance(x, torch.fx.Node)
