@@ -62,15 +62,15 @@ FUSABLE_RANGES = {"xnnpack": None, "litert": ((0.0, 6.0), (-1.0, 1.0))}
 def with_fused_clamp(quantizer_cls, backend: str):
     """A subclass of the PT2E QUANTIZER_CLS whose annotate() first annotates every conv/linear
     → clamp pair (`annotate_fused_clamp`) with the global config, and for litert-torch every
-    tensor + tensor add (`annotate_adds`), then annotates the rest as QUANTIZER_CLS does (its
-    annotators skip nodes already annotated)."""
+    add, mul, mean, clamp and softmax by op target (`annotate_by_target`), then annotates the
+    rest as QUANTIZER_CLS does (its annotators skip nodes already annotated)."""
 
     class FusedClamp(quantizer_cls):
         def annotate(self, model):
             if self.global_config is not None:
                 annotate_fused_clamp(model, self.global_config, FUSABLE_RANGES[backend])
                 if backend == "litert":
-                    annotate_adds(model, self.global_config)
+                    annotate_by_target(model, self.global_config)
             return super().annotate(model)
 
     FusedClamp.__name__ = FusedClamp.__qualname__ = f"{quantizer_cls.__name__}FusedClamp"
@@ -177,31 +177,66 @@ def summarize_graph(gm) -> dict:
     return out
 
 
-BINARY_OPS = ("add", "mul")  # aten.<op>.Tensor that annotate_adds annotates
+BINARY_OPS = ("add", "mul")  # aten.<op>.Tensor that annotate_by_target annotates
+UNARY_TARGETS = ("mean.dim", "clamp.default", "hardtanh.default")  # input and output int8, own ranges
+FIXED_OUTPUT_TARGETS = ("_softmax.default", "softmax.int")  # output with the config's fixed qparams (1/256)
 
 
-def annotate_adds(gm, config) -> int:
-    """Annotate every aten.add.Tensor and aten.mul.Tensor of two tensors in GM (inputs and output
-    with CONFIG's activation specs), as XNNPACK's quantizer does by op target. litert-torch's
-    "add" and "mul" annotators find them through `source_fn_stack`, which `torch.export(...).
-    module()` no longer records, so they annotated none: the residual ADDs of a CNN and the
-    squeeze-excitation / hard-swish MULs of a MobileNetV3-style net stayed float (a hybrid
-    .tflite). Returns the number annotated."""
+def annotate_by_target(gm, config) -> int:
+    """Annotate, by op target as XNNPACK's quantizer does, what litert-torch's PT2EQuantizer
+    leaves float in a `torch.export(...).module()` graph, whose nodes no longer carry the
+    `source_fn_stack` its "add", "mul" and pooling annotators look for:
+
+    - aten.add.Tensor / aten.mul.Tensor of two float tensors, or of a tensor and a scalar (the
+      quantizer's transform_for_annotation makes scalars tensor attributes): residual ADDs,
+      squeeze-excitation and hard-swish MULs, the `x * alpha + beta` of a decomposed hard-sigmoid;
+    - aten.mean.dim, aten.clamp, aten.hardtanh not already fused into a conv (a squeeze-excitation
+      pool, a hard-sigmoid's clip to [0, 1]);
+    - softmax, with CONFIG's fixed output qparams (TFLite's int8 SOFTMAX output: scale 1/256).
+
+    Inputs and outputs get CONFIG's activation specs. Nodes already annotated are left alone.
+    Measured on PaddleOCR's text-direction classifier (.onnx → .tflite int8): 53 float ops
+    before, none after (cosine 0.9946, top-1 agreement 0.90 on 40 real text lines);
+    EfficientNet-Lite0's int8 .tflite is unchanged (top-1 0.92, 38.3 dB). Returns the number of
+    nodes annotated."""
     import torch
     from torchao.quantization.pt2e.quantizer import QuantizationAnnotation
 
+    def targets(names):
+        out = []
+        for name in names:
+            op, overload = name.split(".")
+            out.append(getattr(getattr(torch.ops.aten, op), overload))
+        return tuple(out)
+
+    def float_tensor(x) -> bool:
+        return isinstance(x, torch.fx.Node) and isinstance(x.meta.get("val"), torch.Tensor) and \
+            x.meta["val"].is_floating_point()
+
+    def scalar_attr(x) -> bool:  # a scalar operand the quantizer made a tensor attribute (no "val")
+        return isinstance(x, torch.fx.Node) and x.op == "get_attr"
+
     key = "quantization_annotation"
+    binary, unary, fixed_out = (targets(f"{op}.Tensor" for op in BINARY_OPS), targets(UNARY_TARGETS),
+                                targets(FIXED_OUTPUT_TARGETS))
+    fixed = getattr(config, "fixed_qparams", None)
     done = 0
     for n in gm.graph.nodes:
-        targets = tuple(getattr(torch.ops.aten, op).Tensor for op in BINARY_OPS)
-        if n.op != "call_function" or n.target not in targets or n.meta.get(key) is not None:
+        if n.op != "call_function" or n.meta.get(key) is not None:
             continue
-        a, b = n.args[:2]
-        tensors = [x for x in (a, b) if isinstance(x, torch.fx.Node)
-                   and isinstance(x.meta.get("val"), torch.Tensor) and x.meta["val"].is_floating_point()]
-        if len(tensors) != 2 or n.kwargs.get("alpha", 1) != 1:
+        if n.target in binary:
+            inputs = [x for x in n.args[:2] if float_tensor(x)]
+            if not inputs or n.kwargs.get("alpha", 1) != 1:  # integer arithmetic stays as it is
+                continue
+            inputs += [x for x in n.args[:2] if scalar_attr(x) and x not in inputs]
+            output = config.output_activation
+        elif n.target in unary or (n.target in fixed_out and fixed is not None):
+            if not float_tensor(n.args[0]):
+                continue
+            inputs, output = [n.args[0]], (fixed if n.target in fixed_out else config.output_activation)
+        else:
             continue
-        n.meta[key] = QuantizationAnnotation(input_qspec_map={x: config.input_activation for x in tensors},
-                                             output_qspec=config.output_activation, _annotated=True)
+        n.meta[key] = QuantizationAnnotation(input_qspec_map={x: config.input_activation for x in inputs},
+                                             output_qspec=output, _annotated=True)
         done += 1
     return done
