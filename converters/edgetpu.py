@@ -1,8 +1,9 @@
 """Keras / TensorFlow / PyTorch / ONNX → full-int8 `.tflite` → Coral Edge TPU (`*_edgetpu.tflite`).
 
 1. A full-integer int8 `.tflite` through the framework's TFLite converter (keras_to_tflite,
-   torch_to_tflite, or onnx_to_tflite: onnx2torch then torch_to_tflite; recipe int8, calibrated). This file is the artifact edgekit checks for
-   parity (it runs on any CPU) and the input of the Edge TPU compiler.
+   torch_to_tflite, or onnx_to_tflite: onnx2torch then torch_to_tflite; recipe int8,
+   calibrated). This file is the artifact edgekit checks for parity (it runs on any CPU) and
+   the input of the Edge TPU compiler.
 2. The offline Edge TPU prediction (edgekit.edgetpu_compat) on it, always.
 3. `edgetpu_compiler -s -o DIR` when it is on PATH (x86-64 Linux only): writes
    `<name>_edgetpu.tflite` beside the artifact and its report, parsed into the manifest

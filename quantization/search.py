@@ -281,7 +281,8 @@ def _rerank(engine, reference, labels, bar, order: list, tried: list, log) -> tu
     layer is scored kept float on top of it (`engine.evaluate`, the cheap path), and the rest of
     ORDER is re-sorted by that score, best first: one greedy step of NNCF-style re-ranking, one
     evaluation per remaining layer. On the detector this took 196 float layers down to 126
-    (re-ranking on top of the plateau's start, 16 layers, gave 128 for twice the evaluations). Returns (the new order, the prefix length it starts from)."""
+    (re-ranking on top of the plateau's start, 16 layers, gave 128 for twice the evaluations).
+    Returns (the new order, the prefix length it starts from)."""
     failed = [r for r in tried if not r["meets_bar"] and r["layers"] == order[:r["float_layers"]]]
     base = max(failed, key=lambda r: (_bar_score(bar, r), -r["float_layers"]))
     prefix = order[:base["float_layers"]]
