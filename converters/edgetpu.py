@@ -46,9 +46,9 @@ def edgetpu_name(path: Path) -> Path:
 
 def convert(source, recipe: QuantRecipe, dest: Path, options) -> Artifact:
     """A Keras/TF/PyTorch/ONNX model → DEST, the full-int8 .tflite (keras_to_tflite,
-    torch_to_tflite or onnx_to_tflite, arguments as theirs; recipe int8, calibrated), then the offline Edge TPU
-    prediction and, when `edgetpu_compiler` is on PATH, the compiled `<name>_edgetpu.tflite`
-    beside the final artifact.
+    torch_to_tflite or onnx_to_tflite, arguments as theirs; recipe int8, calibrated), then the
+    offline Edge TPU prediction and, when `edgetpu_compiler` is on PATH, the compiled
+    `<name>_edgetpu.tflite` beside the final artifact.
 
     Returns the int8 `Artifact` (schema `$defs/convert`) with `extra.edgetpu` {prediction,
     compiler (the parsed report, or None without the compiler), compiled_model} and notes.

@@ -109,15 +109,7 @@ def subgraphs(model_path) -> list[tuple[dict, list, set]]:
 
     model = schema.ModelT.InitFromPackedBuf(Path(model_path).read_bytes(), 0)
     types = {v: k.lower() for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
-    builtins = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
-
-    def op_name(code) -> str:
-        if code.customCode:
-            name = code.customCode.decode() if isinstance(code.customCode, bytes) else str(code.customCode)
-            return name
-        return builtins.get(max(code.builtinCode, code.deprecatedBuiltinCode), "UNKNOWN")
-
-    names = [op_name(c) for c in model.operatorCodes or []]
+    names = _op_names(model, schema)
     out = []
     for g in model.subgraphs or []:
         tensors = {i: {"dtype": types.get(t.type, "float32"), "shape": list(t.shape if t.shape is not None else [])}
@@ -126,6 +118,19 @@ def subgraphs(model_path) -> list[tuple[dict, list, set]]:
                 "outputs": [int(i) for i in (o.outputs if o.outputs is not None else [])]} for o in g.operators or []]
         out.append((tensors, ops, {int(i) for i in (g.inputs if g.inputs is not None else [])}))
     return out
+
+
+def _op_names(model, schema) -> list[str]:
+    """The op name of each of MODEL's operator codes (a schema.ModelT): the TFLite builtin name
+    (FULLY_CONNECTED) or the custom code (Flex... for TensorFlow ops)."""
+    builtins = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+
+    def op_name(code) -> str:
+        if code.customCode:
+            return code.customCode.decode() if isinstance(code.customCode, bytes) else str(code.customCode)
+        return builtins.get(max(code.builtinCode, code.deprecatedBuiltinCode), "UNKNOWN")
+
+    return [op_name(c) for c in model.operatorCodes or []]
 
 
 def hybrid_note(recipe: QuantRecipe, summary: dict) -> str | None:
@@ -172,8 +177,7 @@ def flat_biases(flatbuffer: bytes) -> bytes:
     from ai_edge_litert import schema_py_generated as schema
 
     model = schema.ModelT.InitFromPackedBuf(flatbuffer, 0)
-    builtins = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
-    codes = [builtins.get(max(c.builtinCode, c.deprecatedBuiltinCode)) for c in model.operatorCodes or []]
+    codes = _op_names(model, schema)
     changed = False
     for g in model.subgraphs or []:
         for op in g.operators or []:
